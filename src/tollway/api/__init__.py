@@ -1,0 +1,1 @@
+"""The HTTP layer: thin handlers that authenticate, decode, call a service and render."""

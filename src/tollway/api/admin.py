@@ -1,0 +1,92 @@
+"""The admin API (SPEC §4), behind the admin bearer token."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from tollway.accounts import Workspace
+from tollway.api.schemas import KeyCreate, KeyRead, WorkspaceCreate, WorkspaceRead
+from tollway.errors import AuthenticationFailed, InvalidRequest, NotFound
+from tollway.money import MoneyError, parse_usd
+from tollway.runtime import Runtime
+from tollway.validation import convert, decode_object
+
+__all__ = ["AdminController"]
+
+
+def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    runtime: Runtime = connection.app.state.runtime
+    expected = runtime.settings.admin_token
+    if not expected:
+        raise AuthenticationFailed(
+            "The admin API is disabled: start tollway with TOLLWAY_ADMIN_TOKEN set.", code="admin_disabled"
+        )
+    scheme, _sep, token = (connection.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise AuthenticationFailed("Invalid admin token.", code="invalid_admin_token")
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _workspace(runtime: Runtime, workspace_id: str) -> Workspace:
+    workspace = await runtime.accounts.get_workspace(workspace_id)
+    if workspace is None:
+        raise NotFound(f"No workspace with id '{workspace_id[:100]}'.", param="workspace_id")
+    return workspace
+
+
+class AdminController(Controller):
+    path = "/admin"
+    guards = [require_admin]
+
+    @post("/workspaces", status_code=201)
+    async def create_workspace(self, request: Request[Any, Any, Any]) -> WorkspaceRead:
+        body = convert(decode_object(await request.body()), WorkspaceCreate)
+        return WorkspaceRead.of(await _runtime(request).accounts.create_workspace(body.name))
+
+    @get("/workspaces")
+    async def list_workspaces(self, request: Request[Any, Any, Any]) -> dict[str, object]:
+        workspaces = await _runtime(request).accounts.list_workspaces()
+        return {"object": "list", "data": [WorkspaceRead.of(w) for w in workspaces]}
+
+    @get("/workspaces/{workspace_id:str}")
+    async def get_workspace(self, request: Request[Any, Any, Any], workspace_id: str) -> WorkspaceRead:
+        return WorkspaceRead.of(await _workspace(_runtime(request), workspace_id))
+
+    @post("/workspaces/{workspace_id:str}/keys", status_code=201)
+    async def create_key(self, request: Request[Any, Any, Any], workspace_id: str) -> KeyRead:
+        runtime = _runtime(request)
+        body = convert(decode_object(await request.body()), KeyCreate)
+        limit = None
+        if body.spend_limit_usd is not None:
+            try:
+                limit = parse_usd(body.spend_limit_usd)
+            except MoneyError as exc:
+                raise InvalidRequest(f"spend_limit_usd {exc}.", param="spend_limit_usd") from exc
+        await _workspace(runtime, workspace_id)
+        created = await runtime.accounts.create_key(workspace_id, body.name, limit, body.spend_limit_period)
+        return KeyRead.of(created.key, created.secret)
+
+    @get("/workspaces/{workspace_id:str}/keys")
+    async def list_keys(self, request: Request[Any, Any, Any], workspace_id: str) -> dict[str, object]:
+        runtime = _runtime(request)
+        await _workspace(runtime, workspace_id)
+        keys = await runtime.accounts.list_keys(workspace_id)
+        return {"object": "list", "data": [KeyRead.of(k) for k in keys]}
+
+    @delete("/keys/{key_id:str}", status_code=200)
+    async def revoke_key(self, request: Request[Any, Any, Any], key_id: str) -> KeyRead:
+        runtime = _runtime(request)
+        key = await runtime.accounts.revoke_key(key_id)
+        if key is None:
+            raise NotFound(f"No API key with id '{key_id[:100]}'.", param="key_id")
+        runtime.auth.forget(key.id)
+        return KeyRead.of(key)

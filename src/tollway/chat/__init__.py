@@ -1,0 +1,1 @@
+"""The chat completions route's domain: request validation, non-stream and stream relays."""

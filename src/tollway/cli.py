@@ -1,0 +1,164 @@
+"""The `tollway` command: serve, mock-upstream, admin, db."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from tollway.config import Settings, load_settings
+from tollway.errors import ConfigError, TollwayError
+
+__all__ = ["main"]
+
+_encode = msgspec.json.Encoder()
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.format(_encode.encode(value), indent=2).decode() + "\n")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tollway.app import create_app
+    from tollway.db import create_engine, upgrade
+
+    settings = _settings(args)
+    server = settings.config.server
+    host = args.host or server.host
+    port = server.port if args.port is None else args.port
+    workers = args.workers or server.workers
+    if settings.config.database.migrate_on_start:
+        asyncio.run(_migrate(settings, create_engine, upgrade))
+    public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    public_url = f"http://{public_host}:{port}"
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "http": "httptools",
+        "loop": "uvloop" if _has("uvloop") else "asyncio",
+        "access_log": args.access_log,
+        "log_level": "info" if args.access_log else "warning",
+        "timeout_graceful_shutdown": 5,
+    }
+    print(
+        f"tollway: serving {len(settings.config.models)} model(s) on {public_url} "
+        f"({workers} worker(s), config: {settings.source})",
+        file=sys.stderr,
+        flush=True,
+    )
+    if workers == 1:
+        uvicorn.run(create_app(settings, public_url=public_url), **options)
+    else:
+        if args.config:
+            os.environ["TOLLWAY_CONFIG"] = os.path.abspath(args.config)
+        os.environ["TOLLWAY_PUBLIC_URL"] = public_url
+        uvicorn.run("tollway.app:app_from_env", factory=True, workers=workers, **options)
+    return 0
+
+
+async def _migrate(settings: Settings, create_engine: Any, upgrade: Any) -> None:
+    engine = create_engine(settings.config.database.url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _mock_upstream(args: argparse.Namespace) -> int:
+    from tollway.mock_upstream import run
+
+    run(host=args.host, port=args.port)
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from tollway.db import create_engine, upgrade
+
+    settings = _settings(args)
+    asyncio.run(_migrate(settings, create_engine, upgrade))
+    _print_json({"database": _redact_url(settings.config.database.url), "revision": "head"})
+    return 0
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from tollway.admin_cli import run_admin
+
+    settings = _settings(args)
+    result = asyncio.run(run_admin(settings, args))
+    _print_json(result)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tollway", description="OpenAI-compatible chat proxy on prepaid credit")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the proxy")
+    serve.add_argument("--config", help="TOML configuration file (default: $TOLLWAY_CONFIG or built-in demo)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    serve.set_defaults(run=_serve)
+
+    mock = commands.add_parser("mock-upstream", help="run the deterministic fake upstream model")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=8001)
+    mock.set_defaults(run=_mock_upstream)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
+    db_upgrade.add_argument("--config")
+    db_upgrade.set_defaults(run=_db_upgrade)
+
+    from tollway.admin_cli import add_admin_parser
+
+    add_admin_parser(commands, _admin)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int | Awaitable[int]] = args.run
+    try:
+        result = run(args)
+    except ConfigError as exc:
+        print(f"tollway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except TollwayError as exc:
+        print(f"tollway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

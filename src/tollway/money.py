@@ -1,0 +1,50 @@
+"""USD amounts: decimal strings at the edges, integer nano-dollars inside.
+
+A binary float never holds money here: amounts are parsed from strings into
+`Decimal` and stored as whole nano-USD (1e-9 USD).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+__all__ = ["NANOS_PER_USD", "MoneyError", "format_usd", "parse_usd"]
+
+NANOS_PER_USD = 1_000_000_000
+# Far beyond any real credit, and well inside a signed 64-bit column.
+MAX_ABS_NANOS = 10**18
+
+
+class MoneyError(ValueError):
+    pass
+
+
+def parse_usd(text: object, *, allow_negative: bool = False) -> int:
+    """Parse a decimal string like "25.00" into nano-USD, exactly, or raise `MoneyError`."""
+    if not isinstance(text, str):
+        raise MoneyError("must be a decimal string such as \"25.00\" (numbers lose precision in JSON)")
+    candidate = text.strip()
+    if not candidate or len(candidate) > 40 or not all(c in "0123456789.-+" for c in candidate):
+        raise MoneyError("must be a plain decimal string such as \"25.00\"")
+    try:
+        value = Decimal(candidate)
+    except InvalidOperation as exc:
+        raise MoneyError("must be a plain decimal string such as \"25.00\"") from exc
+    if not value.is_finite():
+        raise MoneyError("must be finite")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -9:
+        raise MoneyError("has more than 9 decimal places (the ledger counts whole nano-dollars)")
+    nanos = int(value * NANOS_PER_USD)
+    if nanos < 0 and not allow_negative:
+        raise MoneyError("must not be negative")
+    if abs(nanos) > MAX_ABS_NANOS:
+        raise MoneyError("is too large")
+    return nanos
+
+
+def format_usd(nanos: int) -> str:
+    """Nano-USD as a decimal string with all nine places, e.g. 1500000 -> "0.001500000"."""
+    sign = "-" if nanos < 0 else ""
+    whole, frac = divmod(abs(nanos), NANOS_PER_USD)
+    return f"{sign}{whole}.{frac:09d}"

@@ -1,0 +1,55 @@
+"""Everything a running tollway holds, built once at start-up and injected (no module globals)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollway.accounts import AccountStore
+from tollway.auth import Authenticator
+from tollway.chat.routing import Router
+from tollway.config import Settings
+from tollway.db import create_engine, upgrade
+from tollway.tokens import TokenCounter
+from tollway.upstream.client import UpstreamClient
+
+__all__ = ["Runtime", "open_runtime"]
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        counter: TokenCounter,
+        upstream: UpstreamClient,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.accounts = AccountStore(engine)
+        self.auth = Authenticator(self.accounts, settings.config.server.auth_cache_seconds)
+        self.router = Router(settings)
+        self.counter = counter
+        self.upstream = upstream
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    demo_base_url: str | None = None,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Runtime]:
+    engine = create_engine(settings.config.database.url)
+    upstream = UpstreamClient(settings, demo_base_url=demo_base_url, transport=upstream_transport)
+    try:
+        if settings.config.database.migrate_on_start:
+            await upgrade(engine)
+        counter = await TokenCounter.load(("o200k_base", "cl100k_base"))
+        yield Runtime(settings, engine, counter, upstream)
+    finally:
+        await upstream.aclose()
+        await engine.dispose()

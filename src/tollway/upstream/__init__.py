@@ -1,0 +1,1 @@
+"""Talking to upstream models: the SSE parser, the forwarding client, error scrubbing."""
