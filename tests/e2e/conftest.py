@@ -1,0 +1,203 @@
+"""Real processes on loopback: `tollway mock-upstream` and `tollway serve`, shared per session.
+
+Tests stay independent of each other: each uses its own workspace or key
+where state matters, and reads the mock's counters as differences.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ADMIN_TOKEN = "test-admin-token"
+UPSTREAM_KEY = "sk-upstream-SECRET-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start(args: list[str], *, env: dict[str, str], ready_url: str, log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as handle:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tollway", *args], env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{args[0]} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(ready_url, timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{args[0]} did not become ready:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass(frozen=True)
+class Mock:
+    url: str
+
+    def stats(self) -> dict[str, int]:
+        stats: dict[str, int] = httpx.get(f"{self.url}/mock/stats").json()
+        return stats
+
+    def last_request(self) -> dict[str, object]:
+        last: dict[str, object] = httpx.get(f"{self.url}/mock/requests/last").json()
+        return last
+
+
+@dataclass(frozen=True)
+class Tollway:
+    url: str
+    config: Path
+    workdir: Path
+    env: dict[str, str]
+
+    def admin(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def new_key(self, name: str = "test") -> str:
+        workspace = self.admin("POST", "/admin/workspaces", json={"name": name}).json()
+        created = self.admin("POST", f"/admin/workspaces/{workspace['id']}/keys", json={"name": name}).json()
+        key: str = created["key"]
+        return key
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLWAY_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture(name="mock", scope="session")
+def fixture_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
+    workdir = tmp_path_factory.mktemp("mock")
+    port = free_port()
+    env = {**base_env(), "MOCK_UPSTREAM_API_KEY": UPSTREAM_KEY}
+    process = start(
+        ["mock-upstream", "--port", str(port)], env=env, ready_url=f"http://127.0.0.1:{port}/mock/stats",
+        log=workdir / "mock.log", cwd=workdir,
+    )
+    yield Mock(f"http://127.0.0.1:{port}")
+    stop(process)
+
+
+def config_text(mock_url: str, dead_port: int) -> str:
+    return f"""
+[database]
+url = "sqlite+aiosqlite:///./e2e.db"
+
+[server]
+max_request_bytes = 65536
+
+[[upstreams]]
+name = "mock"
+base_url = "{mock_url}/v1"
+api_key_env = "MOCK_KEY"
+
+[[upstreams]]
+name = "mock-no-options"
+base_url = "{mock_url}/v1"
+api_key_env = "MOCK_KEY"
+include_usage = false
+
+[[upstreams]]
+name = "mock-impatient"
+base_url = "{mock_url}/v1"
+api_key_env = "MOCK_KEY"
+first_byte_timeout = 0.5
+idle_timeout = 0.5
+
+[[upstreams]]
+name = "dead"
+base_url = "http://127.0.0.1:{dead_port}/v1"
+connect_timeout = 1.0
+
+[[models]]
+name = "gpt-4o-mini"
+upstream = "mock"
+upstream_model = "demo"
+
+[[models]]
+name = "counted"
+upstream = "mock"
+upstream_model = "demo:usage=absent"
+
+[[models]]
+name = "gpt-4-counted"
+upstream = "mock"
+upstream_model = "demo:usage=absent"
+encoding = "cl100k_base"
+
+[[models]]
+name = "mystery-model"
+upstream = "mock"
+upstream_model = "mystery:usage=absent"
+
+[[models]]
+name = "no-stream-options"
+upstream = "mock-no-options"
+upstream_model = "demo"
+
+[[models]]
+name = "impatient"
+upstream = "mock-impatient"
+upstream_model = "demo"
+
+[[models]]
+name = "dead-model"
+upstream = "dead"
+
+[[models]]
+name = "fallback-model"
+upstream = ["dead", "mock"]
+upstream_model = "demo"
+"""
+
+
+@pytest.fixture(name="tollway", scope="session")
+def fixture_tollway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
+    workdir = tmp_path_factory.mktemp("tollway")
+    config = workdir / "tollway.toml"
+    config.write_text(config_text(mock.url, free_port()))
+    port = free_port()
+    env = {**base_env(), "MOCK_KEY": UPSTREAM_KEY, "TOLLWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    process = start(
+        ["serve", "--config", str(config), "--port", str(port)], env=env,
+        ready_url=f"http://127.0.0.1:{port}/health", log=workdir / "serve.log", cwd=workdir,
+    )
+    yield Tollway(f"http://127.0.0.1:{port}", config, workdir, env)
+    stop(process)
+    log = (workdir / "serve.log").read_text()
+    assert UPSTREAM_KEY not in log
+    assert "Traceback" not in log, log
+
+
+@pytest.fixture(name="key", scope="session")
+def fixture_key(tollway: Tollway) -> str:
+    return tollway.new_key("e2e")
