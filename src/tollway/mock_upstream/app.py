@@ -1,0 +1,215 @@
+"""The mock upstream as a raw ASGI application, routed on path suffixes so it can be mounted anywhere."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import msgspec
+
+from tollway.mock_upstream.asgi import (
+    DECODER,
+    Receive,
+    Scope,
+    Send,
+    header_dict,
+    read_body,
+    run_until_disconnect,
+    send_json,
+)
+from tollway.mock_upstream.behaviour import Behaviour, resolve
+from tollway.mock_upstream.chat import CREATED, Plan, build_plan, completion_body
+from tollway.mock_upstream.errors import BadRequest, bad_api_key, error_body, failure
+from tollway.mock_upstream.stream import ConnectionCut, sleep_ms, write_stream
+
+MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "mock-model")
+
+
+def _models() -> dict[str, Any]:
+    data = [{"id": m, "object": "model", "created": CREATED, "owned_by": "tollway-mock"} for m in MODEL_IDS]
+    return {"object": "list", "data": data}
+
+
+class Stats:
+    __slots__ = ("active_streams", "requests", "streams_cancelled", "streams_completed", "streams_started")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.streams_started = 0
+        self.streams_completed = 0
+        self.streams_cancelled = 0
+        self.active_streams = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "streams_started": self.streams_started,
+            "streams_completed": self.streams_completed,
+            "streams_cancelled": self.streams_cancelled,
+            "active_streams": self.active_streams,
+        }
+
+
+def _bearer(headers: dict[str, str]) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def _route(path: str, suffix: str) -> bool:
+    # Suffix matching keeps routing right whether or not a host app stripped its mount prefix.
+    return path.endswith(suffix) or path == suffix[1:]
+
+
+async def _send_later(
+    send: Send,
+    receive: Receive,
+    delay_ms: float,
+    status: int,
+    body: Any,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    if delay_ms <= 0:
+        await send_json(send, status, body, extra_headers)
+        return
+
+    async def respond() -> None:
+        await sleep_ms(delay_ms)
+        await send_json(send, status, body, extra_headers)
+
+    await run_until_disconnect(respond(), receive)
+
+
+class MockUpstream:
+    """One mock server's state. Instances are independent; nothing is shared between them."""
+
+    def __init__(self, api_key: str | None = None) -> None:
+        self.api_key = api_key
+        self.stats = Stats()
+        self.last_body: Any = None
+        self.last_headers: dict[str, str] = {}
+        self._completions = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"].rstrip("/")
+        method = scope["method"]
+        if method == "POST" and _route(path, "/chat/completions"):
+            await self._chat(scope, receive, send)
+        elif method == "GET" and _route(path, "/models"):
+            if self._authorized(header_dict(scope)):
+                await send_json(send, 200, _models())
+            else:
+                await send_json(send, 401, bad_api_key(_bearer(header_dict(scope))))
+        elif method == "GET" and _route(path, "/mock/stats"):
+            await send_json(send, 200, self.stats.as_dict())
+        elif method == "POST" and _route(path, "/mock/reset"):
+            self.reset()
+            await send_json(send, 200, self.stats.as_dict())
+        elif method == "GET" and _route(path, "/mock/requests/last"):
+            await send_json(send, 200, {"body": self.last_body, "headers": self.last_headers})
+        else:
+            message = f"Unknown request URL: {method} {scope.get('root_path', '')}{scope['path']}."
+            await send_json(send, 404, error_body(message, "invalid_request_error", code="unknown_url"))
+
+    def reset(self) -> None:
+        self.stats = Stats()
+        self.last_body = None
+        self.last_headers = {}
+        self._completions = 0
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        if self.api_key is None:
+            return True
+        token = _bearer(headers) or ""
+        return secrets.compare_digest(token.encode(), self.api_key.encode())
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.stats.requests += 1
+        raw = await read_body(receive)
+        if raw is None:
+            return
+        headers = header_dict(scope)
+        try:
+            body = DECODER.decode(raw)
+        except msgspec.DecodeError as exc:
+            message = f"We could not parse the JSON body of your request: {exc}"
+            await send_json(send, 400, error_body(message, "invalid_request_error"))
+            return
+        if not isinstance(body, dict):
+            await send_json(
+                send, 400, error_body("The request body must be a JSON object.", "invalid_request_error")
+            )
+            return
+        self.last_body, self.last_headers = body, headers
+        if not self._authorized(headers):
+            await send_json(send, 401, bad_api_key(_bearer(headers)))
+            return
+        try:
+            behaviour = resolve(body.get("model"), body.get("mock"))
+            self._completions += 1
+            plan = build_plan(body, behaviour, f"chatcmpl-mock-{self._completions}")
+        except BadRequest as exc:
+            await send_json(send, 400, exc.body())
+            return
+        if behaviour.fail is not None:
+            await self._fail(receive, send, behaviour, _bearer(headers), plan.model)
+        elif body.get("stream") is True:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            await self._stream(receive, send, plan, behaviour, include_usage)
+        else:
+            await self._complete(receive, send, plan, behaviour)
+
+    async def _fail(
+        self, receive: Receive, send: Send, behaviour: Behaviour, token: str | None, model: str
+    ) -> None:
+        status = behaviour.fail or 500
+        body, extra = failure(status, token, model)
+        await _send_later(send, receive, behaviour.headers_delay_ms, status, body, extra)
+
+    async def _complete(self, receive: Receive, send: Send, plan: Plan, behaviour: Behaviour) -> None:
+        # A non-streamed answer arrives when the streamed one would have finished.
+        steps = len(plan.reasoning) + len(plan.pieces)
+        delay = behaviour.headers_delay_ms + behaviour.ttft_ms + behaviour.chunk_delay_ms * max(steps - 1, 0)
+        await _send_later(send, receive, delay, 200, completion_body(plan))
+
+    async def _stream(
+        self, receive: Receive, send: Send, plan: Plan, behaviour: Behaviour, include_usage: bool
+    ) -> None:
+        stats = self.stats
+        stats.streams_started += 1
+        stats.active_streams += 1
+        try:
+            gone = await run_until_disconnect(write_stream(send, plan, behaviour, include_usage), receive)
+        except ConnectionCut:
+            # The script ended the stream on purpose; it was not the client's doing.
+            stats.streams_completed += 1
+            raise
+        finally:
+            stats.active_streams -= 1
+        if gone:
+            stats.streams_cancelled += 1
+        else:
+            stats.streams_completed += 1
+
+
+def create_app(api_key: str | None = None) -> MockUpstream:
+    """A fresh mock upstream ASGI app with its own counters and request log."""
+    return MockUpstream(api_key=api_key)
