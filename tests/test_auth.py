@@ -90,7 +90,9 @@ async def test_revoking_twice_keeps_the_first_time(engine: AsyncEngine) -> None:
     assert await store.revoke_key("key_missing") is None
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Token tw-x", "Bearer sk-abc", "Bearer tw-" + "x" * 300])
+@pytest.mark.parametrize(
+    "header", [None, "", "Bearer", "Token tw-x", "Bearer sk-abc", "Bearer tw-" + "x" * 300]
+)
 async def test_malformed_headers(engine: AsyncEngine, header: str | None) -> None:
     auth = Authenticator(AccountStore(engine), ttl=5)
     with pytest.raises(AuthenticationFailed) as info:

@@ -61,16 +61,21 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (GOOD.replace('upstream = "openai"', 'upstream = "nowhere"'),
-         "[[models]] #1 ('gpt-4o-mini'): upstream 'nowhere' is not defined in [[upstreams]]"),
-        (GOOD.replace('api_key_env = "OPENAI_API_KEY"', 'api_key = "sk-live"'),
-         "unknown field `api_key`"),
-        (GOOD.replace("max_output_tokens = 16384", "max_output_tokens = -5"),
-         "[models[0].max_output_tokens] Expected `int` >= 1"),
-        (GOOD.replace('base_url = "https://api.openai.com/v1"', 'base_url = "api.openai.com"'),
-         "base_url must start with http:// or https://"),
+        (
+            GOOD.replace('upstream = "openai"', 'upstream = "nowhere"'),
+            "[[models]] #1 ('gpt-4o-mini'): upstream 'nowhere' is not defined in [[upstreams]]",
+        ),
+        (GOOD.replace('api_key_env = "OPENAI_API_KEY"', 'api_key = "sk-live"'), "unknown field `api_key`"),
+        (
+            GOOD.replace("max_output_tokens = 16384", "max_output_tokens = -5"),
+            "[models[0].max_output_tokens] Expected `int` >= 1",
+        ),
+        (
+            GOOD.replace('base_url = "https://api.openai.com/v1"', 'base_url = "api.openai.com"'),
+            "base_url must start with http:// or https://",
+        ),
         (GOOD + '\n[[models]]\nname = "gpt-4o-mini"\nupstream = "openai"\n', "duplicate model name"),
-        (GOOD.replace('max_output_tokens = 16384', 'encoding = "p50k_base"'), "encoding must be one of"),
+        (GOOD.replace("max_output_tokens = 16384", 'encoding = "p50k_base"'), "encoding must be one of"),
         (GOOD.replace('url = "sqlite+aiosqlite:///./t.db"', 'url = "mysql://x"'), "[database] url"),
         ("[[models]\n", "not valid TOML"),
     ],

@@ -79,8 +79,10 @@ class AccountStore:
     async def get_workspace(self, workspace_id: str) -> Workspace | None:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(workspaces).where(workspaces.c.id == workspace_id))
-            ).mappings().first()
+                (await conn.execute(select(workspaces).where(workspaces.c.id == workspace_id)))
+                .mappings()
+                .first()
+            )
         return None if row is None else _workspace(row)
 
     async def create_key(
@@ -140,6 +142,8 @@ class AccountStore:
     async def find_by_secret_hash(self, key_hash: str) -> ApiKey | None:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))
-            ).mappings().first()
+                (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)))
+                .mappings()
+                .first()
+            )
         return None if row is None else _api_key(row)

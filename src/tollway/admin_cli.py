@@ -74,7 +74,10 @@ async def _dispatch(store: AccountStore, args: argparse.Namespace) -> Any:
             created = await store.create_key(args.workspace_id, args.name, limit, args.period)
             return KeyRead.of(created.key, created.secret)
         case "key", "list":
-            return {"object": "list", "data": [KeyRead.of(k) for k in await store.list_keys(args.workspace_id)]}
+            return {
+                "object": "list",
+                "data": [KeyRead.of(k) for k in await store.list_keys(args.workspace_id)],
+            }
         case "key", "revoke":
             key = await store.revoke_key(args.key_id)
             if key is None:

@@ -63,7 +63,7 @@ def create_demo_mount() -> object:
 
     @asgi(DEMO_MOUNT, is_mount=True, copy_scope=True)
     async def demo_upstream(scope: Scope, receive: Receive, send: Send) -> None:
-        await demo(scope, receive, send)  # type: ignore[arg-type]
+        await demo(scope, receive, send)
 
     return demo_upstream
 

@@ -73,9 +73,7 @@ class Authenticator:
 
 def _bearer(authorization: str | None) -> str:
     if not authorization:
-        raise AuthenticationFailed(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer tw-…'."
-        )
+        raise AuthenticationFailed("You didn't provide an API key. Send it as 'Authorization: Bearer tw-…'.")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

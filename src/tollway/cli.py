@@ -116,7 +116,9 @@ def _admin(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tollway", description="OpenAI-compatible chat proxy on prepaid credit")
+    parser = argparse.ArgumentParser(
+        prog="tollway", description="OpenAI-compatible chat proxy on prepaid credit"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the proxy")

@@ -22,14 +22,14 @@ class MoneyError(ValueError):
 def parse_usd(text: object, *, allow_negative: bool = False) -> int:
     """Parse a decimal string like "25.00" into nano-USD, exactly, or raise `MoneyError`."""
     if not isinstance(text, str):
-        raise MoneyError("must be a decimal string such as \"25.00\" (numbers lose precision in JSON)")
+        raise MoneyError('must be a decimal string such as "25.00" (numbers lose precision in JSON)')
     candidate = text.strip()
     if not candidate or len(candidate) > 40 or not all(c in "0123456789.-+" for c in candidate):
-        raise MoneyError("must be a plain decimal string such as \"25.00\"")
+        raise MoneyError('must be a plain decimal string such as "25.00"')
     try:
         value = Decimal(candidate)
     except InvalidOperation as exc:
-        raise MoneyError("must be a plain decimal string such as \"25.00\"") from exc
+        raise MoneyError('must be a plain decimal string such as "25.00"') from exc
     if not value.is_finite():
         raise MoneyError("must be finite")
     exponent = value.as_tuple().exponent

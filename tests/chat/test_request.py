@@ -48,7 +48,9 @@ def test_content_parts_tools_and_n_are_accepted() -> None:
     ]
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     chat = parse_chat_request(
-        msgspec.json.encode({"model": "m", "messages": [{"role": "user", "content": parts}], "tools": tools, "n": 3})
+        msgspec.json.encode(
+            {"model": "m", "messages": [{"role": "user", "content": parts}], "tools": tools, "n": 3}
+        )
     )
     assert chat.request.n == 3
 

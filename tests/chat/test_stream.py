@@ -21,23 +21,46 @@ from tollway.tokens import TokenCounter
 from tollway.upstream.scrub import Scrubber
 from tollway.usage import Usage
 
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the world."}]
+MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Say hello to the world."},
+]
 
 
 def chunk(content: str | None = None, finish: str | None = None, **extra: Any) -> bytes:
     delta = {} if content is None else {"content": content}
     body = {
-        "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "up",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra,
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "up",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
     }
     return b"data: " + msgspec.json.encode(body) + b"\n\n"
 
 
-USAGE = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14,
-         "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 1}}
-USAGE_CHUNK = b"data: " + msgspec.json.encode(
-    {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "up", "choices": [], "usage": USAGE}
-) + b"\n\n"
+USAGE = {
+    "prompt_tokens": 11,
+    "completion_tokens": 3,
+    "total_tokens": 14,
+    "prompt_tokens_details": {"cached_tokens": 4},
+    "completion_tokens_details": {"reasoning_tokens": 1},
+}
+USAGE_CHUNK = (
+    b"data: "
+    + msgspec.json.encode(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "up",
+            "choices": [],
+            "usage": USAGE,
+        }
+    )
+    + b"\n\n"
+)
 
 
 class Recorder:
@@ -55,11 +78,14 @@ def context(idle: float = 5.0, encoding: str = "o200k_base", **body: Any) -> Cha
         config=Config(upstreams=[upstream], models=[ModelConfig(name="m", upstream="up", encoding=encoding)]),
         source="test",
     )
-    chat = parse_chat_request(msgspec.json.encode({"model": "m", "messages": MESSAGES, "stream": True, **body}))
+    chat = parse_chat_request(
+        msgspec.json.encode({"model": "m", "messages": MESSAGES, "stream": True, **body})
+    )
     return ChatContext(
         request_id="req_test",
-        principal=Principal(key_id="k", key_name="n", workspace_id="w", spend_limit_nano=None,
-                            spend_limit_period="total"),
+        principal=Principal(
+            key_id="k", key_name="n", workspace_id="w", spend_limit_nano=None, spend_limit_period="total"
+        ),
         route=Router(settings).resolve("m"),
         chat=chat,
         upstream=upstream,
@@ -82,8 +108,9 @@ async def relay(
         recorder = Recorder()
         out = [
             piece
-            async for piece in relay_stream(ctx or context(), response, counter, Scrubber(["sk-secret-key-123"]),
-                                            recorder)
+            async for piece in relay_stream(
+                ctx or context(), response, counter, Scrubber(["sk-secret-key-123"]), recorder
+            )
         ]
     return out, recorder
 
@@ -100,12 +127,20 @@ def final_usage(out: list[bytes]) -> dict[str, Any]:
 
 
 async def test_upstream_usage_is_authoritative_and_chunks_pass_byte_for_byte(counter: TokenCounter) -> None:
-    upstream = [chunk(" Hello"), chunk(" world", usage=None), chunk(finish="stop"), USAGE_CHUNK, b"data: [DONE]\n\n"]
+    upstream = [
+        chunk(" Hello"),
+        chunk(" world", usage=None),
+        chunk(finish="stop"),
+        USAGE_CHUNK,
+        b"data: [DONE]\n\n",
+    ]
     out, recorder = await relay(counter, upstream)
     assert events(out)[:3] == [e.rstrip(b"\n") for e in upstream[:3]]
     assert events(out)[-1] == b"data: [DONE]"
     assert final_usage(out) == {
-        "prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14,
+        "prompt_tokens": 11,
+        "completion_tokens": 3,
+        "total_tokens": 14,
         "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 0, "cache_creation_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 1},
         "cost": 0.000042,
@@ -116,7 +151,9 @@ async def test_upstream_usage_is_authoritative_and_chunks_pass_byte_for_byte(cou
 
 
 async def test_usage_on_a_chunk_with_choices_moves_to_the_closing_chunk(counter: TokenCounter) -> None:
-    out, recorder = await relay(counter, [chunk(" Hi"), chunk(finish="stop", usage=USAGE), b"data: [DONE]\n\n"])
+    out, recorder = await relay(
+        counter, [chunk(" Hi"), chunk(finish="stop", usage=USAGE), b"data: [DONE]\n\n"]
+    )
     relayed_finish = msgspec.json.decode(events(out)[1].removeprefix(b"data: "))
     assert relayed_finish["usage"] is None
     assert relayed_finish["choices"][0]["finish_reason"] == "stop"
@@ -125,7 +162,9 @@ async def test_usage_on_a_chunk_with_choices_moves_to_the_closing_chunk(counter:
 
 
 async def test_missing_usage_is_counted_with_tiktoken(counter: TokenCounter) -> None:
-    out, recorder = await relay(counter, [chunk(" Hello"), chunk(" world!"), chunk(finish="stop"), b"data: [DONE]\n\n"])
+    out, recorder = await relay(
+        counter, [chunk(" Hello"), chunk(" world!"), chunk(finish="stop"), b"data: [DONE]\n\n"]
+    )
     prompt = counter.count_prompt("o200k_base", MESSAGES)
     completion = counter.count_text("o200k_base", " Hello world!")
     assert (prompt, completion) == (20, 3)  # 3+1+3 and 3+1+6 per message, +3 priming
@@ -137,7 +176,9 @@ async def test_missing_usage_is_counted_with_tiktoken(counter: TokenCounter) -> 
 
 
 async def test_cl100k_counts_for_gpt4_family(counter: TokenCounter) -> None:
-    out, _ = await relay(counter, [chunk("tiktoken is great!"), chunk(finish="stop")], ctx=context(encoding="cl100k_base"))
+    out, _ = await relay(
+        counter, [chunk("tiktoken is great!"), chunk(finish="stop")], ctx=context(encoding="cl100k_base")
+    )
     assert final_usage(out)["completion_tokens"] == 6
 
 
@@ -156,9 +197,9 @@ async def test_awkward_framing(counter: TokenCounter) -> None:
 async def test_multiline_data_is_relayed_as_multiline(counter: TokenCounter) -> None:
     payload = chunk(" Hi").removeprefix(b"data: ").rstrip(b"\n")
     split = payload.index(b",")
-    multi = b"data: " + payload[:split + 1] + b"\ndata: " + payload[split + 1:] + b"\n\n"
+    multi = b"data: " + payload[: split + 1] + b"\ndata: " + payload[split + 1 :] + b"\n\n"
     out, _ = await relay(counter, [multi, chunk(finish="stop")])
-    assert events(out)[0] == b"data: " + payload[:split + 1] + b"\ndata: " + payload[split + 1:]
+    assert events(out)[0] == b"data: " + payload[: split + 1] + b"\ndata: " + payload[split + 1 :]
     assert final_usage(out)["completion_tokens"] == 1
 
 
@@ -199,8 +240,18 @@ async def test_tool_calls_and_reasoning_are_counted(counter: TokenCounter) -> No
 
     pieces = [
         delta({"reasoning_content": "Think about weather."}),
-        delta({"tool_calls": [{"index": 0, "id": "t", "type": "function",
-                               "function": {"name": "get_weather", "arguments": ""}}]}),
+        delta(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "t",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""},
+                    }
+                ]
+            }
+        ),
         delta({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
         delta({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}, "tool_calls"),
     ]

@@ -29,10 +29,16 @@ def free_port() -> int:
         return port
 
 
-def start(args: list[str], *, env: dict[str, str], ready_url: str, log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], *, env: dict[str, str], ready_url: str, log: Path, cwd: Path
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as handle:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "tollway", *args], env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "tollway", *args],
+            env=env,
+            cwd=cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -100,8 +106,11 @@ def fixture_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
     port = free_port()
     env = {**base_env(), "MOCK_UPSTREAM_API_KEY": UPSTREAM_KEY}
     process = start(
-        ["mock-upstream", "--port", str(port)], env=env, ready_url=f"http://127.0.0.1:{port}/mock/stats",
-        log=workdir / "mock.log", cwd=workdir,
+        ["mock-upstream", "--port", str(port)],
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/mock/stats",
+        log=workdir / "mock.log",
+        cwd=workdir,
     )
     yield Mock(f"http://127.0.0.1:{port}")
     stop(process)
@@ -188,8 +197,11 @@ def fixture_tollway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = free_port()
     env = {**base_env(), "MOCK_KEY": UPSTREAM_KEY, "TOLLWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     process = start(
-        ["serve", "--config", str(config), "--port", str(port)], env=env,
-        ready_url=f"http://127.0.0.1:{port}/health", log=workdir / "serve.log", cwd=workdir,
+        ["serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/health",
+        log=workdir / "serve.log",
+        cwd=workdir,
     )
     yield Tollway(f"http://127.0.0.1:{port}", config, workdir, env)
     stop(process)

@@ -16,7 +16,12 @@ from tests.e2e.conftest import Tollway
 def cli(tollway: Tollway, *args: str) -> Any:
     result = subprocess.run(
         [sys.executable, "-m", "tollway", "admin", "--config", str(tollway.config), *args],
-        cwd=tollway.workdir, env=tollway.env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tollway.workdir,
+        env=tollway.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -31,12 +36,19 @@ def test_workspace_and_key_lifecycle(tollway: Tollway) -> None:
     assert tollway.admin("GET", f"/admin/workspaces/{workspace['id']}").json() == workspace
     assert workspace in tollway.admin("GET", "/admin/workspaces").json()["data"]
 
-    key = tollway.admin("POST", f"/admin/workspaces/{workspace['id']}/keys",
-                        json={"name": "ci", "spend_limit_usd": "5.00", "spend_limit_period": "day"})
+    key = tollway.admin(
+        "POST",
+        f"/admin/workspaces/{workspace['id']}/keys",
+        json={"name": "ci", "spend_limit_usd": "5.00", "spend_limit_period": "day"},
+    )
     assert key.status_code == 201
     body = key.json()
     assert body["key"].startswith("tw-") and len(body["key"]) >= 46
-    assert (body["spend_limit_usd"], body["spend_limit_period"], body["revoked"]) == ("5.000000000", "day", False)
+    assert (body["spend_limit_usd"], body["spend_limit_period"], body["revoked"]) == (
+        "5.000000000",
+        "day",
+        False,
+    )
     listed = tollway.admin("GET", f"/admin/workspaces/{workspace['id']}/keys").json()["data"]
     assert [k["id"] for k in listed] == [body["id"]]
     assert "key" not in listed[0]  # the secret is shown once
@@ -109,8 +121,23 @@ def test_cli_creates_a_key_the_running_server_accepts(tollway: Tollway) -> None:
 
 def test_cli_reports_errors_without_a_traceback(tollway: Tollway) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tollway", "admin", "--config", str(tollway.config), "workspace", "get", "ws_nope"],
-        cwd=tollway.workdir, env=tollway.env, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tollway",
+            "admin",
+            "--config",
+            str(tollway.config),
+            "workspace",
+            "get",
+            "ws_nope",
+        ],
+        cwd=tollway.workdir,
+        env=tollway.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "tollway: no workspace with id 'ws_nope'"

@@ -31,12 +31,11 @@ async def fixture_aclient(tollway: Tollway, key: str) -> AsyncIterator[openai.As
 
 
 def details(usage: Any) -> tuple[int, int, int, int]:
-    prompt = usage.prompt_tokens_details
-    extra = prompt.model_extra or {}
+    prompt = usage.prompt_tokens_details.model_dump()  # includes fields the SDK does not model
     return (
-        prompt.cached_tokens,
-        extra["cache_write_tokens"] if "cache_write_tokens" in extra else prompt.cache_write_tokens,
-        extra["cache_creation_tokens"],
+        prompt["cached_tokens"],
+        prompt["cache_write_tokens"],
+        prompt["cache_creation_tokens"],
         usage.completion_tokens_details.reasoning_tokens,
     )
 
@@ -98,13 +97,23 @@ def test_provider_without_stream_options_gets_none_and_is_counted(client: openai
     assert chunks[-1].usage.prompt_tokens == COUNTED_PROMPT
 
 
-@pytest.mark.parametrize("field", ["cache_write_tokens", "cache_creation_tokens", "cache_creation_input_tokens"])
+@pytest.mark.parametrize(
+    "field", ["cache_write_tokens", "cache_creation_tokens", "cache_creation_input_tokens"]
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_cached_cache_write_and_reasoning_details(client: openai.OpenAI, field: str, stream: bool) -> None:
-    knobs = {"cached_tokens": 3, "cache_write_tokens": 2, "cache_write_field": field, "reasoning_tokens": 4,
-             "prompt_tokens": 50}
+    knobs = {
+        "cached_tokens": 3,
+        "cache_write_tokens": 2,
+        "cache_write_field": field,
+        "reasoning_tokens": 4,
+        "prompt_tokens": 50,
+    }
     result = client.chat.completions.create(
-        model="gpt-4o-mini", messages=HI, stream=stream, extra_body={"mock": knobs}  # type: ignore[call-overload]
+        model="gpt-4o-mini",
+        messages=HI,
+        stream=stream,
+        extra_body={"mock": knobs},  # type: ignore[call-overload]
     )
     usage = list(result)[-1].usage if stream else result.usage
     assert usage.prompt_tokens == 50
@@ -114,7 +123,9 @@ def test_cached_cache_write_and_reasoning_details(client: openai.OpenAI, field: 
 
 def test_unknown_fields_and_upstream_credentials(client: openai.OpenAI, mock: Mock) -> None:
     client.chat.completions.create(
-        model="gpt-4o-mini", messages=HI, temperature=0.25,  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=HI,
+        temperature=0.25,  # type: ignore[arg-type]
         extra_body={"vendor_thing": {"nested": [1, 2, {"x": None}]}, "top_k": 7},
     )
     last = mock.last_request()
@@ -129,16 +140,26 @@ def test_unknown_fields_and_upstream_credentials(client: openai.OpenAI, mock: Mo
 def test_tool_calls(client: openai.OpenAI) -> None:
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     completion = client.chat.completions.create(
-        model="gpt-4o-mini", messages=HI, tools=tools, extra_body={"mock": {"tool_call": True}}  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=HI,
+        tools=tools,
+        extra_body={"mock": {"tool_call": True}},  # type: ignore[arg-type]
     )
     call = completion.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert (call.function.name, call.function.arguments) == ("get_weather", '{"city": "Paris"}')  # type: ignore[union-attr]
-    chunks = list(client.chat.completions.create(
-        model="counted", messages=HI, tools=tools, stream=True, extra_body={"mock": {"tool_call": True}}  # type: ignore[call-overload]
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="counted",
+            messages=HI,
+            tools=tools,
+            stream=True,
+            extra_body={"mock": {"tool_call": True}},  # type: ignore[call-overload]
+        )
+    )
     arguments = "".join(
         c.choices[0].delta.tool_calls[0].function.arguments or ""
-        for c in chunks if c.choices and c.choices[0].delta.tool_calls
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
     )
     assert arguments == '{"city": "Paris"}'
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
@@ -150,17 +171,26 @@ def test_n_choices_and_image_parts(client: openai.OpenAI, mock: Mock) -> None:
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
     ]
     completion = client.chat.completions.create(
-        model="gpt-4o-mini", n=2, messages=[{"role": "user", "content": content}]  # type: ignore[list-item]
+        model="gpt-4o-mini",
+        n=2,
+        messages=[{"role": "user", "content": content}],  # type: ignore[list-item]
     )
     assert [c.index for c in completion.choices] == [0, 1]
     assert mock.last_request()["body"]["messages"][0]["content"] == content  # type: ignore[index]
 
 
-@pytest.mark.parametrize("style", ["crlf", "crlf+split", "multiline", "comments", "no_trailing_blank", "no_done"])
+@pytest.mark.parametrize(
+    "style", ["crlf", "crlf+split", "multiline", "comments", "no_trailing_blank", "no_done"]
+)
 def test_awkward_upstream_framing(client: openai.OpenAI, style: str) -> None:
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=HI, stream=True, extra_body={"mock": {"sse_style": style}}  # type: ignore[call-overload]
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=HI,
+            stream=True,
+            extra_body={"mock": {"sse_style": style}},  # type: ignore[call-overload]
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == WORDS
     assert [c.usage.total_tokens for c in chunks if c.usage is not None] == [14]
 
@@ -172,5 +202,13 @@ def test_fallback_to_the_next_upstream(client: openai.OpenAI) -> None:
 
 def test_models_list(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
-    assert ids == ["gpt-4o-mini", "counted", "gpt-4-counted", "mystery-model", "no-stream-options",
-                   "impatient", "dead-model", "fallback-model"]
+    assert ids == [
+        "gpt-4o-mini",
+        "counted",
+        "gpt-4-counted",
+        "mystery-model",
+        "no-stream-options",
+        "impatient",
+        "dead-model",
+        "fallback-model",
+    ]

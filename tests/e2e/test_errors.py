@@ -14,8 +14,14 @@ from tests.e2e.conftest import UPSTREAM_KEY, Mock, Tollway
 HI = [{"role": "user", "content": "Say hi"}]
 
 
-def chat(tollway: Tollway, key: str | None, body: Any = None, *, raw: bytes | None = None,
-         headers: dict[str, str] | None = None) -> httpx.Response:
+def chat(
+    tollway: Tollway,
+    key: str | None,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     all_headers = {"content-type": "application/json", **(headers or {})}
     if key is not None:
         all_headers["authorization"] = f"Bearer {key}"
@@ -34,8 +40,12 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("authorization", "message"),
-    [(None, "didn't provide an API key"), ("Basic abc", "Malformed"), ("Bearer sk-openai", "start with 'tw-'"),
-     ("Bearer tw-unknownkeyunknownkeyunknownkey", "unknown or has been revoked")],
+    [
+        (None, "didn't provide an API key"),
+        ("Basic abc", "Malformed"),
+        ("Bearer sk-openai", "start with 'tw-'"),
+        ("Bearer tw-unknownkeyunknownkeyunknownkey", "unknown or has been revoked"),
+    ],
 )
 def test_bad_keys_get_401(tollway: Tollway, authorization: str | None, message: str) -> None:
     headers = {} if authorization is None else {"authorization": authorization}
@@ -67,15 +77,30 @@ def test_revoked_key_stops_at_once(tollway: Tollway) -> None:
         (b'{"messages": [{"role": "user", "content": "x"}]}', 400, "missing_required_parameter", "model"),
         (b'{"model": "gpt-4o-mini"}', 400, "missing_required_parameter", "messages"),
         (b'{"model": "gpt-4o-mini", "messages": "hi"}', 400, "invalid_type", "messages"),
-        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "max_tokens": -5}', 400, "invalid_value",
-         "max_tokens"),
-        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "max_tokens": "9"}', 400, "invalid_type",
-         "max_tokens"),
-        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "stream": 1}', 400, "invalid_type", "stream"),
+        (
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "max_tokens": -5}',
+            400,
+            "invalid_value",
+            "max_tokens",
+        ),
+        (
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "max_tokens": "9"}',
+            400,
+            "invalid_type",
+            "max_tokens",
+        ),
+        (
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "stream": 1}',
+            400,
+            "invalid_type",
+            "stream",
+        ),
         (b'{"model": "no-such-model", "messages": [{"role": "user"}]}', 404, "model_not_found", "model"),
     ],
 )
-def test_bad_bodies(tollway: Tollway, key: str, raw: bytes, status: int, code: str, param: str | None) -> None:
+def test_bad_bodies(
+    tollway: Tollway, key: str, raw: bytes, status: int, code: str, param: str | None
+) -> None:
     response = chat(tollway, key, raw=raw)
     assert response.status_code == status
     error = error_of(response)
@@ -104,7 +129,9 @@ def test_health_needs_no_key(tollway: Tollway) -> None:
 @pytest.mark.parametrize("status", [400, 429, 500, 503])
 @pytest.mark.parametrize("stream", [False, True])
 def test_upstream_errors_pass_through(tollway: Tollway, key: str, status: int, stream: bool) -> None:
-    response = chat(tollway, key, {"model": "gpt-4o-mini", "messages": HI, "stream": stream, "mock": {"fail": status}})
+    response = chat(
+        tollway, key, {"model": "gpt-4o-mini", "messages": HI, "stream": stream, "mock": {"fail": status}}
+    )
     assert response.status_code == status
     error_of(response)
     if status == 429:
@@ -129,8 +156,11 @@ def test_unreachable_upstream_is_502(tollway: Tollway, key: str) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_slow_first_byte_is_504(tollway: Tollway, key: str, stream: bool) -> None:
     started = time.monotonic()
-    response = chat(tollway, key, {"model": "impatient", "messages": HI, "stream": stream,
-                                   "mock": {"headers_delay_ms": 3000}})
+    response = chat(
+        tollway,
+        key,
+        {"model": "impatient", "messages": HI, "stream": stream, "mock": {"headers_delay_ms": 3000}},
+    )
     assert response.status_code == 504
     assert error_of(response)["code"] == "upstream_timeout"
     assert time.monotonic() - started < 2.5
@@ -141,13 +171,17 @@ def sse_payloads(text: str) -> list[str]:
 
 
 def test_silent_upstream_mid_stream_ends_with_usage_then_error(tollway: Tollway, key: str) -> None:
-    response = chat(tollway, key, {"model": "impatient", "messages": HI, "stream": True,
-                                   "mock": {"chunk_delay_ms": 2000, "chunks": 3}})
+    response = chat(
+        tollway,
+        key,
+        {"model": "impatient", "messages": HI, "stream": True, "mock": {"chunk_delay_ms": 2000, "chunks": 3}},
+    )
     assert response.status_code == 200
     payloads = sse_payloads(response.text)
     content = "".join(
         c["choices"][0]["delta"].get("content") or ""
-        for c in map(msgspec.json.decode, payloads[:-2]) if c.get("choices")
+        for c in map(msgspec.json.decode, payloads[:-2])
+        if c.get("choices")
     )
     assert content == " the"  # the first word comes at once, the second never within 0.5 s
     usage = msgspec.json.decode(payloads[-2])
@@ -162,7 +196,8 @@ def test_upstream_breaking_off_bills_only_what_was_delivered(tollway: Tollway, k
     payloads = sse_payloads(response.text)
     content = "".join(
         c["choices"][0]["delta"].get("content") or ""
-        for c in map(msgspec.json.decode, payloads[:-1]) if c.get("choices")
+        for c in map(msgspec.json.decode, payloads[:-1])
+        if c.get("choices")
     )
     assert content == " the of and"
     usage = msgspec.json.decode(payloads[-2])["usage"]
@@ -174,9 +209,19 @@ def test_upstream_breaking_off_bills_only_what_was_delivered(tollway: Tollway, k
 
 def test_client_disconnect_cancels_the_upstream(tollway: Tollway, key: str, mock: Mock) -> None:
     before = mock.stats()
-    body = {"model": "gpt-4o-mini", "messages": HI, "stream": True, "mock": {"chunks": 200, "chunk_delay_ms": 50}}
-    with httpx.stream("POST", f"{tollway.url}/v1/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {key}"}, timeout=10) as response:
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": HI,
+        "stream": True,
+        "mock": {"chunks": 200, "chunk_delay_ms": 50},
+    }
+    with httpx.stream(
+        "POST",
+        f"{tollway.url}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    ) as response:
         assert response.status_code == 200
         assert response.headers["x-request-id"].startswith("req_")
         seen = 0

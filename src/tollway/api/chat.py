@@ -37,7 +37,11 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     request_id = new_id("req")
     upstream, response = await forward(runtime.upstream, route, chat)
     ctx = ChatContext(
-        request_id=request_id, principal=principal, route=route, chat=chat, upstream=upstream,
+        request_id=request_id,
+        principal=principal,
+        route=route,
+        chat=chat,
+        upstream=upstream,
         started_us=now_us(),
     )
     if chat.stream:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.types import ExceptionHandlersMap
 
 from tollway.errors import APIError, UpstreamStatus, error_body
 
@@ -46,7 +46,9 @@ def _from_http_exception(request: Request[Any, Any, Any], exc: Exception) -> Res
     else:
         message = exc.detail
     return Response(
-        error_body(message, type_, code), status_code=status, media_type="application/json",
+        error_body(message, type_, code),
+        status_code=status,
+        media_type="application/json",
         headers=exc.headers or None,
     )
 
@@ -54,11 +56,13 @@ def _from_http_exception(request: Request[Any, Any, Any], exc: Exception) -> Res
 def _from_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unexpected error", exc_info=exc)
     return Response(
-        error_body("The server had an error while processing your request.", "server_error", "internal_error"),
+        error_body(
+            "The server had an error while processing your request.", "server_error", "internal_error"
+        ),
         status_code=500,
         media_type="application/json",
     )
 
 
-def exception_handlers() -> dict[type[Exception], Callable[..., Response[bytes]]]:
+def exception_handlers() -> ExceptionHandlersMap:
     return {APIError: _from_api_error, HTTPException: _from_http_exception, Exception: _from_unexpected}

@@ -45,4 +45,3 @@ async def meter_completion(
 def render_completion(payload: dict[str, object], usage: Usage, cost: Decimal | None) -> bytes:
     payload["usage"] = to_openai(usage, cost)
     return _encode(payload)
-

@@ -29,7 +29,8 @@ async def resolve_usage(
         messages = request_body.get("messages")
         tools = request_body.get("tools")
         prompt = await counter.acount_prompt(
-            route.encoding, messages if isinstance(messages, list) else [],
+            route.encoding,
+            messages if isinstance(messages, list) else [],
             tools if isinstance(tools, list) else None,
         )
         prompt_source = "counted"

@@ -32,7 +32,8 @@ class UpstreamClient:
     ) -> None:
         ups = settings.config.upstreams
         self._base_urls = {
-            u.name: (demo_base_url or "http://127.0.0.1:8000/_demo/v1") if u.base_url == BUILTIN_DEMO
+            u.name: (demo_base_url or "http://127.0.0.1:8000/_demo/v1")
+            if u.base_url == BUILTIN_DEMO
             else u.base_url.rstrip("/")
             for u in ups
         }
@@ -69,7 +70,9 @@ class UpstreamClient:
             content=body,
             headers=self._headers[upstream.name],
             timeout=httpx.Timeout(
-                connect=upstream.connect_timeout, read=None, write=upstream.connect_timeout,
+                connect=upstream.connect_timeout,
+                read=None,
+                write=upstream.connect_timeout,
                 pool=upstream.connect_timeout,
             ),
         )
@@ -90,7 +93,8 @@ class UpstreamClient:
             ) from exc
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(
-                f"Upstream {upstream.name!r} did not accept a connection within {upstream.connect_timeout:g} s."
+                f"Upstream {upstream.name!r} did not accept a connection "
+                f"within {upstream.connect_timeout:g} s."
             ) from exc
         except httpx.HTTPError as exc:
             if response is not None:
