@@ -13,11 +13,13 @@ from typing import Any
 
 import msgspec
 
-from tollway.accounts import AccountStore
-from tollway.api.schemas import KeyRead, WorkspaceRead
+from tollway.accounts import AccountStore, Workspace
+from tollway.api.schemas import BalanceRead, EntryRead, KeyRead, WorkspaceRead
+from tollway.billing.credits import credit
 from tollway.config import Settings
 from tollway.db import create_engine, upgrade
-from tollway.errors import TollwayError
+from tollway.errors import APIError, TollwayError
+from tollway.ledger import Balance, Ledger
 from tollway.money import MoneyError, parse_usd
 
 __all__ = ["add_admin_parser", "run_admin"]
@@ -43,27 +45,63 @@ def add_admin_parser(commands: Any, handler: Callable[[argparse.Namespace], int]
     key.add_parser("list").add_argument("workspace_id")
     key.add_parser("revoke").add_argument("key_id")
 
+    credit_parser = nouns.add_parser("credit", help="credit a workspace (negative: refund/adjustment)")
+    credit_parser.set_defaults(verb="add")
+    credit_parser.add_argument("workspace_id")
+    credit_parser.add_argument("amount_usd", help="decimal string, e.g. 25.00 or -3.50")
+    credit_parser.add_argument("--idempotency-key", dest="idempotency_key")
+    credit_parser.add_argument("--note")
+
+    balance = nouns.add_parser("balance", help="a workspace's balance, held and available USD")
+    balance.set_defaults(verb="show")
+    balance.add_argument("workspace_id")
+
 
 async def run_admin(settings: Settings, args: argparse.Namespace) -> Any:
     engine = create_engine(settings.config.database.url)
     try:
         await upgrade(engine)
-        return msgspec.to_builtins(await _dispatch(AccountStore(engine), args))
+        return msgspec.to_builtins(await _dispatch(AccountStore(engine), Ledger(engine), args))
     finally:
         await engine.dispose()
 
 
-async def _dispatch(store: AccountStore, args: argparse.Namespace) -> Any:
+async def _workspace(store: AccountStore, workspace_id: str) -> Workspace:
+    workspace = await store.get_workspace(workspace_id)
+    if workspace is None:
+        raise TollwayError(f"no workspace with id {workspace_id!r}")
+    return workspace
+
+
+async def _dispatch(store: AccountStore, ledger: Ledger, args: argparse.Namespace) -> Any:
     match args.noun, args.verb:
         case "workspace", "create":
-            return WorkspaceRead.of(await store.create_workspace(args.name))
+            return WorkspaceRead.of(await store.create_workspace(args.name), Balance(0, 0))
         case "workspace", "list":
-            return {"object": "list", "data": [WorkspaceRead.of(w) for w in await store.list_workspaces()]}
+            workspaces = await store.list_workspaces()
+            data = [WorkspaceRead.of(w, await ledger.balance(w.id)) for w in workspaces]
+            return {"object": "list", "data": data}
         case "workspace", "get":
-            workspace = await store.get_workspace(args.workspace_id)
-            if workspace is None:
-                raise TollwayError(f"no workspace with id {args.workspace_id!r}")
-            return WorkspaceRead.of(workspace)
+            workspace = await _workspace(store, args.workspace_id)
+            return WorkspaceRead.of(workspace, await ledger.balance(workspace.id))
+        case "balance", "show":
+            workspace = await _workspace(store, args.workspace_id)
+            return BalanceRead.of(await ledger.balance(workspace.id))
+        case "credit", "add":
+            await _workspace(store, args.workspace_id)
+            try:
+                amount = parse_usd(args.amount_usd, allow_negative=True)
+            except MoneyError as exc:
+                raise TollwayError(f"amount {exc}") from exc
+            try:
+                result = await credit(ledger, args.workspace_id, amount, args.idempotency_key, args.note)
+            except APIError as exc:
+                raise TollwayError(exc.message) from exc
+            return {
+                "entry": EntryRead.of(result.entry),
+                "balance": BalanceRead.of(result.entry_balance),
+                "replayed": not result.created,
+            }
         case "key", "create":
             if await store.get_workspace(args.workspace_id) is None:
                 raise TollwayError(f"no workspace with id {args.workspace_id!r}")

@@ -13,6 +13,7 @@ from litestar.types import Receive, Scope, Send
 
 from tollway.api.admin import AdminController
 from tollway.api.chat import chat_completions
+from tollway.api.credits import balance, ledger_page, pricing
 from tollway.api.errors import exception_handlers
 from tollway.api.public import health, list_models
 from tollway.config import BUILTIN_DEMO, Settings, load_settings
@@ -43,7 +44,15 @@ def create_app(
             app.state.runtime = runtime
             yield
 
-    handlers: list[object] = [health, list_models, chat_completions, AdminController]
+    handlers: list[object] = [
+        health,
+        list_models,
+        chat_completions,
+        pricing,
+        balance,
+        ledger_page,
+        AdminController,
+    ]
     if uses_demo:
         handlers.append(create_demo_mount())
     return Litestar(

@@ -106,6 +106,36 @@ def _redact_url(url: str) -> str:
     return scheme + sep + rest
 
 
+def _ledger_verify(args: argparse.Namespace) -> int:
+    from tollway.db import create_engine
+    from tollway.ledger.verify import verify_ledger
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        engine = create_engine(settings.config.database.url)
+        try:
+            report = await verify_ledger(engine)
+        finally:
+            await engine.dispose()
+        summary = (
+            f"{report.workspaces} workspace(s), {report.entries} entries, {report.usage_records} usage "
+            f"record(s), {report.open_reservations} open reservation(s)"
+        )
+        if report.ok:
+            print(
+                f"ledger verify: consistent: {summary}; balances, running totals, hash chains, "
+                "reservations and debit/usage pairs all check out"
+            )
+            return 0
+        print(f"ledger verify: {len(report.mismatches)} mismatch(es) in {summary}:")
+        for mismatch in report.mismatches:
+            print(f"  {mismatch}")
+        return 1
+
+    return asyncio.run(run())
+
+
 def _admin(args: argparse.Namespace) -> int:
     from tollway.admin_cli import run_admin
 
@@ -139,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
     db_upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
     db_upgrade.add_argument("--config")
     db_upgrade.set_defaults(run=_db_upgrade)
+
+    ledger = commands.add_parser("ledger", help="ledger maintenance")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    verify = ledger_commands.add_parser("verify", help="recompute and check every derived figure")
+    verify.add_argument("--config")
+    verify.set_defaults(run=_ledger_verify)
 
     from tollway.admin_cli import add_admin_parser
 

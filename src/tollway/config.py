@@ -15,7 +15,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct, field
 
+from tollway.clock import now_us
 from tollway.errors import ConfigError
+from tollway.pricing import PriceBook, bundled_pricing_dir, check_served, load_price_book
 
 __all__ = [
     "BUILTIN_DEMO",
@@ -40,7 +42,15 @@ class DatabaseConfig(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class PricingConfig(Struct, forbid_unknown_fields=True, kw_only=True):
-    dir: str = "pricing"
+    # Relative to the configuration file; unset: the tables shipped with tollway.
+    dir: str | None = None
+
+
+class LedgerConfig(Struct, forbid_unknown_fields=True, kw_only=True):
+    heartbeat_seconds: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    # A process silent this long is dead and its open reservations are released.
+    dead_after_seconds: Annotated[float, Meta(gt=0, le=300)] = 30.0
+    reap_interval_seconds: Annotated[float, Meta(gt=0, le=60)] = 10.0
 
 
 class ServerConfig(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -109,6 +119,7 @@ def _demo_models() -> list[ModelConfig]:
 class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     upstreams: list[UpstreamConfig] = field(default_factory=_demo_upstreams)
@@ -120,6 +131,7 @@ class Settings(Struct, frozen=True, kw_only=True):
 
     config: Config
     source: str
+    prices: PriceBook
     admin_token: str | None = field(default=None)
     upstream_keys: dict[str, str] = field(default_factory=dict)
 
@@ -153,6 +165,7 @@ def load_settings(path: str | None = None, environ: Mapping[str, str] | None = N
     return Settings(
         config=config,
         source=source,
+        prices=_prices(config, path),
         admin_token=env.get("TOLLWAY_ADMIN_TOKEN") or env.get(config.admin.token_env) or None,
         upstream_keys=_resolve_keys(config, source, env),
     )
@@ -216,10 +229,24 @@ def _validate(config: Config, source: str) -> None:
                 raise fail(entry, f"upstream {name!r} is not defined in [[upstreams]]")
         if model.encoding is not None and model.encoding not in KNOWN_ENCODINGS:
             raise fail(entry, f"encoding must be one of {', '.join(KNOWN_ENCODINGS)}")
+    if config.ledger.dead_after_seconds < 2 * config.ledger.heartbeat_seconds:
+        raise ConfigError(f"{source}: [ledger] dead_after_seconds must be at least twice heartbeat_seconds")
     if not config.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ConfigError(
             f"{source}: [database] url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
         )
+
+
+def _prices(config: Config, path: str | None) -> PriceBook:
+    if config.pricing.dir is None:
+        folder = bundled_pricing_dir()
+    else:
+        folder = Path(config.pricing.dir)
+        if not folder.is_absolute() and path is not None:
+            folder = Path(path).resolve().parent / folder
+    book = load_price_book(folder)
+    check_served(book, (m.name for m in config.models), now_us(), str(folder))
+    return book
 
 
 def _resolve_keys(config: Config, source: str, env: Mapping[str, str]) -> dict[str, str]:

@@ -6,8 +6,11 @@
           ├── InvalidRequest        400 invalid_request_error (param names the field)
           ├── AuthenticationFailed  401 invalid_api_key
           ├── PermissionDenied      403
+          ├── InsufficientCredit    402 insufficient_credit
           ├── NotFound              404 (model_not_found, not_found)
+          ├── Conflict              409 (an idempotency key reused for another amount)
           ├── RequestTooLarge       413 request_too_large
+          ├── SpendLimitExceeded    429 spend_limit_exceeded
           ├── UpstreamStatus        the upstream's own 4xx/5xx, body passed through
           ├── UpstreamUnavailable   502 upstream_error
           └── UpstreamTimeout       504 upstream_timeout
@@ -26,10 +29,13 @@ __all__ = [
     "APIError",
     "AuthenticationFailed",
     "ConfigError",
+    "Conflict",
+    "InsufficientCredit",
     "InvalidRequest",
     "NotFound",
     "PermissionDenied",
     "RequestTooLarge",
+    "SpendLimitExceeded",
     "TollwayError",
     "UpstreamStatus",
     "UpstreamTimeout",
@@ -141,3 +147,21 @@ def describe(value: Any) -> str:
     """A short, safe rendering of a bad value for an error message."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+class InsufficientCredit(APIError):
+    status = 402
+    type = "insufficient_quota"
+    code = "insufficient_credit"
+
+
+class SpendLimitExceeded(APIError):
+    status = 429
+    type = "insufficient_quota"
+    code = "spend_limit_exceeded"
+
+
+class Conflict(APIError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,9 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.accounts import AccountStore
 from tollway.auth import Authenticator
+from tollway.billing.biller import Biller
+from tollway.billing.recovery import Recovery
 from tollway.chat.routing import Router
 from tollway.config import Settings
 from tollway.db import create_engine, upgrade
+from tollway.ledger import Ledger
 from tollway.tokens import TokenCounter
 from tollway.upstream.client import UpstreamClient
 
@@ -26,6 +31,8 @@ class Runtime:
         engine: AsyncEngine,
         counter: TokenCounter,
         upstream: UpstreamClient,
+        recovery: Recovery,
+        ledger: Ledger,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -34,6 +41,9 @@ class Runtime:
         self.router = Router(settings)
         self.counter = counter
         self.upstream = upstream
+        self.ledger = ledger
+        self.recovery = recovery
+        self.biller = Biller(ledger, settings.prices, counter, recovery.instance_id)
 
 
 @asynccontextmanager
@@ -49,7 +59,24 @@ async def open_runtime(
         if settings.config.database.migrate_on_start:
             await upgrade(engine)
         counter = await TokenCounter.load(("o200k_base", "cl100k_base"))
-        yield Runtime(settings, engine, counter, upstream)
+        ledger = Ledger(engine)
+        timing = settings.config.ledger
+        recovery = Recovery(
+            engine,
+            ledger,
+            heartbeat=timing.heartbeat_seconds,
+            dead_after=timing.dead_after_seconds,
+            interval=timing.reap_interval_seconds,
+        )
+        await recovery.register()
+        task = asyncio.create_task(recovery.run(), name="tollway-recovery")
+        try:
+            yield Runtime(settings, engine, counter, upstream, recovery, ledger)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await recovery.stopped()
     finally:
         await upstream.aclose()
         await engine.dispose()

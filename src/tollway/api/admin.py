@@ -5,18 +5,31 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from tollway.accounts import Workspace
-from tollway.api.schemas import KeyCreate, KeyRead, WorkspaceCreate, WorkspaceRead
+from tollway.api.schemas import (
+    BalanceRead,
+    CreditCreate,
+    EntryRead,
+    KeyCreate,
+    KeyRead,
+    WorkspaceCreate,
+    WorkspaceRead,
+)
+from tollway.billing.credits import credit
 from tollway.errors import AuthenticationFailed, InvalidRequest, NotFound
+from tollway.ledger import Balance
 from tollway.money import MoneyError, parse_usd
 from tollway.runtime import Runtime
 from tollway.validation import convert, decode_object
 
 __all__ = ["AdminController"]
+
+_encode = msgspec.json.Encoder().encode
 
 
 def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -50,16 +63,34 @@ class AdminController(Controller):
     @post("/workspaces", status_code=201)
     async def create_workspace(self, request: Request[Any, Any, Any]) -> WorkspaceRead:
         body = convert(decode_object(await request.body()), WorkspaceCreate)
-        return WorkspaceRead.of(await _runtime(request).accounts.create_workspace(body.name))
+        return WorkspaceRead.of(await _runtime(request).accounts.create_workspace(body.name), Balance(0, 0))
 
     @get("/workspaces")
     async def list_workspaces(self, request: Request[Any, Any, Any]) -> dict[str, object]:
-        workspaces = await _runtime(request).accounts.list_workspaces()
-        return {"object": "list", "data": [WorkspaceRead.of(w) for w in workspaces]}
+        runtime = _runtime(request)
+        workspaces = await runtime.accounts.list_workspaces()
+        data = [WorkspaceRead.of(w, await runtime.ledger.balance(w.id)) for w in workspaces]
+        return {"object": "list", "data": data}
 
     @get("/workspaces/{workspace_id:str}")
     async def get_workspace(self, request: Request[Any, Any, Any], workspace_id: str) -> WorkspaceRead:
-        return WorkspaceRead.of(await _workspace(_runtime(request), workspace_id))
+        runtime = _runtime(request)
+        workspace = await _workspace(runtime, workspace_id)
+        return WorkspaceRead.of(workspace, await runtime.ledger.balance(workspace.id))
+
+    @post("/workspaces/{workspace_id:str}/credits", status_code=201)
+    async def add_credit(self, request: Request[Any, Any, Any], workspace_id: str) -> Response[bytes]:
+        runtime = _runtime(request)
+        body = convert(decode_object(await request.body()), CreditCreate)
+        try:
+            amount = parse_usd(body.amount_usd, allow_negative=True)
+        except MoneyError as exc:
+            raise InvalidRequest(f"amount_usd {exc}.", param="amount_usd") from exc
+        await _workspace(runtime, workspace_id)
+        result = await credit(runtime.ledger, workspace_id, amount, body.idempotency_key, body.note)
+        payload = {"entry": EntryRead.of(result.entry), "balance": BalanceRead.of(result.entry_balance)}
+        headers = {} if result.created else {"idempotent-replayed": "true"}
+        return Response(_encode(payload), status_code=201, media_type="application/json", headers=headers)
 
     @post("/workspaces/{workspace_id:str}/keys", status_code=201)
     async def create_key(self, request: Request[Any, Any, Any], workspace_id: str) -> KeyRead:

@@ -1,13 +1,15 @@
-"""POST /v1/chat/completions: authenticate → validate → route → forward → relay/meter → settle."""
+"""POST /v1/chat/completions: authenticate → validate → reserve → forward → relay/meter → settle."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+import anyio
 from litestar import Request, Response, post
 from litestar.response import Stream
 
+from tollway.billing.biller import Hold, Settlement
 from tollway.chat.complete import meter_completion, render_completion
 from tollway.chat.context import ChatContext, EndState
 from tollway.chat.request import parse_chat_request
@@ -15,17 +17,13 @@ from tollway.chat.routing import forward
 from tollway.chat.stream import relay_stream
 from tollway.clock import now_us
 from tollway.keys import new_id
+from tollway.money import format_usd
 from tollway.runtime import Runtime
 from tollway.usage import Usage
 
 __all__ = ["chat_completions"]
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-async def _settle(ctx: ChatContext, state: EndState, usage: Usage) -> Decimal | None:
-    # Billing (reservation settlement, ledger debit) attaches here.
-    return None
 
 
 @post("/v1/chat/completions", status_code=200)
@@ -35,25 +33,51 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     chat = parse_chat_request(await request.body())
     route = runtime.router.resolve(chat.request.model)
     request_id = new_id("req")
-    upstream, response = await forward(runtime.upstream, route, chat)
-    ctx = ChatContext(
-        request_id=request_id,
-        principal=principal,
-        route=route,
-        chat=chat,
-        upstream=upstream,
-        started_us=now_us(),
-    )
-    if chat.stream:
-        return Stream(
-            relay_stream(ctx, response, runtime.counter, runtime.upstream.scrub, _settle),
-            media_type="text/event-stream",
-            headers={"x-request-id": request_id, **_SSE_HEADERS},
+    started = now_us()
+    hold = await runtime.biller.reserve(principal, route, chat, request_id)
+    try:
+        upstream, response = await forward(runtime.upstream, route, chat)
+        ctx = ChatContext(
+            request_id=request_id,
+            principal=principal,
+            route=route,
+            chat=chat,
+            upstream=upstream,
+            started_us=started,
         )
-    payload, usage = await meter_completion(ctx, response, runtime.counter)
-    cost = await _settle(ctx, "completed", usage)
+        if chat.stream:
+            return await _stream(runtime, ctx, hold, response)
+        payload, usage = await meter_completion(ctx, response, runtime.counter)
+        settled = await runtime.biller.settle(hold, ctx, "completed", usage)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await runtime.biller.release(hold)
+        raise
     return Response(
-        render_completion(payload, usage, cost),
+        render_completion(payload, usage, settled.cost_usd),
         media_type="application/json",
-        headers={"x-request-id": request_id, "x-tokens-used": str(usage.total)},
+        headers={
+            "x-request-id": request_id,
+            "x-request-cost": format_usd(settled.cost_nano),
+            "x-tokens-used": str(usage.total),
+            "x-balance-remaining": format_usd(settled.balance_nano),
+        },
+    )
+
+
+async def _stream(runtime: Runtime, ctx: ChatContext, hold: Hold, response: Any) -> Stream:
+    async def on_end(ctx: ChatContext, state: EndState, usage: Usage) -> Decimal | None:
+        try:
+            settled: Settlement = await runtime.biller.settle(hold, ctx, state, usage)
+        except Exception:
+            await runtime.biller.release(hold, note="settlement failed")
+            raise
+        return settled.cost_usd
+
+    relay = relay_stream(ctx, response, runtime.counter, runtime.upstream.scrub, on_end)
+    # Start the relay now: from here on its own cleanup settles the reservation,
+    # even if the client is gone before the first chunk is sent.
+    await anext(relay)
+    return Stream(
+        relay, media_type="text/event-stream", headers={"x-request-id": ctx.request_id, **_SSE_HEADERS}
     )

@@ -60,6 +60,9 @@ async def relay_stream(
     parser = SSEParser()
     state: EndState = "client_disconnected"
     try:
+        # The caller takes this first, empty item to start the generator, so that
+        # the `finally` below is guaranteed to run (a never-started generator skips it).
+        yield b""
         try:
             done = False
             async for raw in chunks_with_idle_timeout(response, ctx.upstream.idle_timeout):

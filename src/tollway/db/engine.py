@@ -4,30 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["create_engine", "is_sqlite"]
+__all__ = ["IMMEDIATE", "create_engine", "is_sqlite", "write_connection"]
+
+# Execution option asking SQLite for `BEGIN IMMEDIATE`: the write lock is
+# taken when the transaction starts, so check-then-write sequences cannot
+# interleave with another writer (another worker, the CLI).
+IMMEDIATE = "tollway_immediate"
 
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 30}
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the single writer; busy_timeout makes a
-    # second writer (another worker, the CLI) wait instead of failing.
+async def write_connection(conn: AsyncConnection) -> AsyncConnection:
+    """Mark a connection's next transaction as a writer (BEGIN IMMEDIATE on SQLite)."""
+    return await conn.execution_options(**{IMMEDIATE: True})
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # tollway emits BEGIN itself (see _sqlite_begin); the driver must not.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the single writer; busy_timeout makes a
+    # second writer wait instead of failing; synchronous=FULL makes every
+    # committed money event survive a power cut, not just a process crash.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(IMMEDIATE) else "BEGIN")

@@ -6,9 +6,9 @@ every engine, cheap to compare and index.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table
 
-__all__ = ["api_keys", "metadata", "workspaces"]
+__all__ = ["api_keys", "instances", "ledger_entries", "metadata", "usage_records", "workspaces"]
 
 metadata = MetaData()
 
@@ -35,3 +35,73 @@ api_keys = Table(
 )
 
 Index("ix_api_keys_workspace", api_keys.c.workspace_id)
+
+
+def _id_column() -> Column[int]:
+    # A 64-bit identity everywhere; SQLite only auto-assigns an INTEGER PRIMARY KEY.
+    return Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+
+
+# Immutable money events.  `amount_nano` moves the balance, `hold_nano` moves
+# what is reserved; the running figures after the entry are stored on it and
+# chained by hash to the workspace's previous entry.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    _id_column(),
+    Column("workspace_id", String(40), ForeignKey("workspaces.id"), nullable=False),
+    Column("ws_seq", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_nano", BigInteger, nullable=False),
+    Column("hold_nano", BigInteger, nullable=False),
+    Column("balance_nano", BigInteger, nullable=False),
+    Column("held_nano", BigInteger, nullable=False),
+    Column("key_id", String(40), nullable=True),
+    Column("key_spent_nano", BigInteger, nullable=True),
+    Column("key_held_nano", BigInteger, nullable=True),
+    Column("reservation_id", String(40), nullable=True),
+    Column("owner", String(40), nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("note", String(500), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One immutable record per billed request.
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("workspace_id", String(40), ForeignKey("workspaces.id"), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("upstream", String(200), nullable=False),
+    Column("price_id", String(300), nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("end_state", String(32), nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("prompt_source", String(16), nullable=False),
+    Column("completion_source", String(16), nullable=False),
+    Column("estimated", Boolean, nullable=False),
+    Column("rates", String(1000), nullable=False),
+    Column("cost_nano", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=False),
+)
+
+# Live tollway processes; reservations of a process that stopped beating are released.
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
+    Column("reaped_at", BigInteger, nullable=True),
+)

@@ -1,0 +1,1 @@
+"""Billing: worst-case bounds, reservations and settlement, credits, crash recovery."""

@@ -1,0 +1,59 @@
+"""Crediting a workspace: idempotent, exact, never into a negative available balance."""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+from tollway.errors import Conflict, InvalidRequest
+from tollway.ledger import Balance, Draft, Entry, Ledger
+
+__all__ = ["CreditResult", "credit"]
+
+
+class CreditResult(Struct, frozen=True):
+    entry: Entry
+    # False when the idempotency key was seen before: nothing was credited this time.
+    created: bool
+
+    @property
+    def entry_balance(self) -> Balance:
+        """The balance right after the credit (the same figures on a replay)."""
+        return Balance(self.entry.balance_nano, self.entry.held_nano)
+
+
+async def credit(
+    ledger: Ledger, workspace_id: str, amount_nano: int, idempotency_key: str | None, note: str | None
+) -> CreditResult:
+    if amount_nano == 0:
+        raise InvalidRequest("amount_usd must not be zero.", param="amount_usd")
+    if amount_nano < 0 and not (note and note.strip()):
+        raise InvalidRequest("A negative amount (refund or adjustment) needs a note.", param="note")
+    async with ledger.write(workspace_id) as writer:
+        if idempotency_key is not None:
+            first = await writer.credit_by_key(idempotency_key)
+            if first is not None:
+                if first.amount_nano != amount_nano:
+                    raise Conflict(
+                        "This idempotency_key was already used for a different amount.",
+                        code="idempotency_key_reused",
+                        param="idempotency_key",
+                    )
+                return CreditResult(first, created=False)
+        head = await writer.head()
+        if amount_nano < 0 and head.available_nano + amount_nano < 0:
+            raise Conflict(
+                "This adjustment would take the available balance below zero "
+                "(funds are held by requests in flight or already spent).",
+                code="insufficient_credit",
+                param="amount_usd",
+            )
+        entry = await writer.append(
+            Draft(
+                workspace_id=workspace_id,
+                kind="credit" if amount_nano > 0 else "adjustment",
+                amount_nano=amount_nano,
+                idempotency_key=idempotency_key,
+                note=note,
+            )
+        )
+    return CreditResult(entry, created=True)

@@ -1,0 +1,146 @@
+"""Crash safety: live processes beat a heartbeat; reservations of dead ones are released.
+
+The rule: a process whose heartbeat is older than `dead_after` seconds is
+dead.  Any live process then releases each of the dead process's open
+reservations (at no cost: the dead process can no longer prove what it
+delivered, so tollway bears it) and marks the process reaped.  The database
+admits at most one settlement per reservation, so two reapers racing still
+resolve each reservation exactly once, and a live process's reservations are
+never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import aliased
+
+from tollway.clock import now_us
+from tollway.db.schema import instances, ledger_entries
+from tollway.keys import new_id
+from tollway.ledger import Draft, Ledger
+
+__all__ = ["Recovery"]
+
+log = logging.getLogger("tollway.recovery")
+
+_E = ledger_entries.c
+
+
+class Recovery:
+    def __init__(
+        self, engine: AsyncEngine, ledger: Ledger, *, heartbeat: float, dead_after: float, interval: float
+    ) -> None:
+        self.instance_id = new_id("inst")
+        self._engine = engine
+        self._ledger = ledger
+        self._heartbeat = heartbeat
+        self._dead_after_us = int(dead_after * 1_000_000)
+        self._interval = interval
+
+    async def register(self) -> None:
+        now = now_us()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(instances).values(
+                    id=self.instance_id,
+                    host=socket.gethostname()[:200],
+                    pid=os.getpid(),
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+
+    async def beat(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(instances).where(instances.c.id == self.instance_id).values(heartbeat_at=now_us())
+            )
+
+    async def stopped(self) -> None:
+        """A clean shutdown: let others reap anything left at once."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(instances).where(instances.c.id == self.instance_id).values(heartbeat_at=0)
+            )
+
+    async def reap(self) -> int:
+        """Release the open reservations of dead processes; return how many were released."""
+        cutoff = now_us() - self._dead_after_us
+        async with self._engine.connect() as conn:
+            dead = (
+                (
+                    await conn.execute(
+                        select(instances.c.id).where(
+                            instances.c.heartbeat_at < cutoff,
+                            instances.c.reaped_at.is_(None),
+                            instances.c.id != self.instance_id,
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        released = 0
+        for instance in dead:
+            released += await self._release_all(instance)
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(instances).where(instances.c.id == instance).values(reaped_at=now_us())
+                )
+        return released
+
+    async def _release_all(self, instance: str) -> int:
+        closing = aliased(ledger_entries)
+        query = select(_E.workspace_id, _E.key_id, _E.reservation_id, _E.hold_nano).where(
+            _E.owner == instance,
+            _E.kind == "reserve",
+            ~exists().where(
+                and_(closing.c.reservation_id == _E.reservation_id, closing.c.kind.in_(("debit", "release")))
+            ),
+        )
+        async with self._engine.connect() as conn:
+            orphans = (await conn.execute(query)).all()
+        released = 0
+        for workspace_id, key_id, reservation_id, hold in orphans:
+            try:
+                async with self._ledger.write(workspace_id) as writer:
+                    _, closed = await writer.reservation(reservation_id)
+                    if closed:
+                        continue
+                    await writer.append(
+                        Draft(
+                            workspace_id=workspace_id,
+                            kind="release",
+                            hold_nano=-hold,
+                            key_id=key_id,
+                            reservation_id=reservation_id,
+                            note=f"released: process {instance} died",
+                        )
+                    )
+                released += 1
+            except IntegrityError:
+                continue  # another reaper closed it first
+        if released:
+            log.warning("released %d reservation(s) of dead process %s", released, instance)
+        return released
+
+    async def run(self) -> None:
+        """Heartbeat and reap until cancelled."""
+        next_reap = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.beat()
+                if loop.time() >= next_reap:
+                    await self.reap()
+                    next_reap = loop.time() + self._interval
+            except Exception:
+                log.exception("recovery round failed; retrying")
+            await asyncio.sleep(min(self._heartbeat, self._interval))
