@@ -17,6 +17,7 @@ from tollway.chat.request import parse_chat_request
 from tollway.chat.routing import Router
 from tollway.chat.stream import relay_stream
 from tollway.config import Config, ModelConfig, Settings, UpstreamConfig
+from tollway.pricing import PriceBook
 from tollway.tokens import TokenCounter
 from tollway.upstream.scrub import Scrubber
 from tollway.usage import Usage
@@ -77,6 +78,7 @@ def context(idle: float = 5.0, encoding: str = "o200k_base", **body: Any) -> Cha
     settings = Settings(
         config=Config(upstreams=[upstream], models=[ModelConfig(name="m", upstream="up", encoding=encoding)]),
         source="test",
+        prices=PriceBook([]),
     )
     chat = parse_chat_request(
         msgspec.json.encode({"model": "m", "messages": MESSAGES, "stream": True, **body})

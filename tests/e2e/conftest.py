@@ -87,11 +87,52 @@ class Tollway:
         headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
 
-    def new_key(self, name: str = "test") -> str:
+    def new_account(
+        self,
+        name: str = "test",
+        credit_usd: str | None = "10.00",
+        spend_limit_usd: str | None = None,
+        period: str = "total",
+    ) -> Account:
         workspace = self.admin("POST", "/admin/workspaces", json={"name": name}).json()
-        created = self.admin("POST", f"/admin/workspaces/{workspace['id']}/keys", json={"name": name}).json()
-        key: str = created["key"]
-        return key
+        if credit_usd is not None:
+            credited = self.admin(
+                "POST", f"/admin/workspaces/{workspace['id']}/credits", json={"amount_usd": credit_usd}
+            )
+            assert credited.status_code == 201, credited.text
+        created = self.admin(
+            "POST",
+            f"/admin/workspaces/{workspace['id']}/keys",
+            json={"name": name, "spend_limit_usd": spend_limit_usd, "spend_limit_period": period},
+        ).json()
+        return Account(workspace["id"], created["id"], created["key"])
+
+    def new_key(self, name: str = "test") -> str:
+        return self.new_account(name).key
+
+    def balance(self, account: Account) -> dict[str, str]:
+        balance: dict[str, str] = self.admin("GET", f"/admin/workspaces/{account.workspace_id}").json()[
+            "balance"
+        ]
+        return balance
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tollway", *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+@dataclass(frozen=True)
+class Account:
+    workspace_id: str
+    key_id: str
+    key: str
 
 
 def base_env() -> dict[str, str]:
@@ -123,6 +164,14 @@ url = "sqlite+aiosqlite:///./e2e.db"
 
 [server]
 max_request_bytes = 65536
+
+[pricing]
+dir = "prices"
+
+[ledger]
+heartbeat_seconds = 0.5
+dead_after_seconds = 2.0
+reap_interval_seconds = 0.5
 
 [[upstreams]]
 name = "mock"
@@ -189,11 +238,58 @@ upstream_model = "demo"
 """
 
 
+MODELS = (
+    "gpt-4o-mini",
+    "counted",
+    "gpt-4-counted",
+    "mystery-model",
+    "no-stream-options",
+    "impatient",
+    "dead-model",
+    "fallback-model",
+)
+# USD per million tokens: input, cached input, cache write, output, reasoning; and a request fee.
+RATES = {
+    "input": "1.00",
+    "cached_input": "0.50",
+    "cache_write": "1.25",
+    "output": "2.00",
+    "reasoning": "3.00",
+    "request": "0.0001",
+}
+
+
+def price_text(models: tuple[str, ...]) -> str:
+    rates = "\n".join(f'{name} = "{value}"' for name, value in RATES.items())
+    return "\n".join(
+        f'[[prices]]\nmodel = "{model}"\neffective_from = 2024-01-01T00:00:00Z\n{rates}\n' for model in models
+    )
+
+
+def nanos(prompt: int, completion: int, cached: int = 0, cache_write: int = 0, reasoning: int = 0) -> int:
+    """The expected cost at RATES in nano-USD, worked out independently of tollway's pricing code.
+
+    1.00 USD per million tokens is 1,000 nano-USD per token, so every rate here is a whole
+    number of nano-USD per token and no rounding is involved.
+    """
+    uncached = prompt - cached - cache_write
+    return (
+        uncached * 1_000
+        + cached * 500
+        + cache_write * 1_250
+        + (completion - reasoning) * 2_000
+        + reasoning * 3_000
+        + 100_000
+    )
+
+
 @pytest.fixture(name="tollway", scope="session")
 def fixture_tollway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
     workdir = tmp_path_factory.mktemp("tollway")
     config = workdir / "tollway.toml"
     config.write_text(config_text(mock.url, free_port()))
+    (workdir / "prices").mkdir()
+    (workdir / "prices" / "test.toml").write_text(price_text(MODELS))
     port = free_port()
     env = {**base_env(), "MOCK_KEY": UPSTREAM_KEY, "TOLLWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     process = start(

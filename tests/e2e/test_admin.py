@@ -31,7 +31,13 @@ def test_workspace_and_key_lifecycle(tollway: Tollway) -> None:
     created = tollway.admin("POST", "/admin/workspaces", json={"name": "lifecycle"})
     assert created.status_code == 201
     workspace = created.json()
-    assert set(workspace) == {"id", "name", "created_at", "object"}
+    assert set(workspace) == {"id", "name", "created_at", "balance", "object"}
+    assert workspace["balance"] == {
+        "balance_usd": "0.000000000",
+        "held_usd": "0.000000000",
+        "available_usd": "0.000000000",
+        "currency": "USD",
+    }
     assert workspace["id"].startswith("ws_") and workspace["created_at"].endswith("Z")
     assert tollway.admin("GET", f"/admin/workspaces/{workspace['id']}").json() == workspace
     assert workspace in tollway.admin("GET", "/admin/workspaces").json()["data"]

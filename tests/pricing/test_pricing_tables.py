@@ -118,6 +118,11 @@ def test_files_are_read_in_sorted_order_and_other_files_ignored(tmp_path: Path) 
     [
         (entry(input="1.5"), r"input: must be a quoted decimal string, e\.g\. \"1\.5\", not a TOML number"),
         (entry(input="2"), r"input: must be a quoted decimal string.*not a TOML number"),
+        (
+            entry(input="1e-5"),
+            r"input: must be a quoted decimal string, e\.g\. \"0\.00001\", not a TOML number",
+        ),
+        (entry(input="inf"), r"input: must be a quoted decimal string such as \"0\.15\"$"),
         (entry(input='"-1.00"'), r"input: must not be negative"),
         (entry(input='"0.0000000000001"'), r"input: '0\.0000000000001' has more than 12 decimal places"),
         (entry(input='"10000.5"'), r"input: '10000\.5' is more than 10000 USD per million tokens"),

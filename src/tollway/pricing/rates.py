@@ -8,6 +8,7 @@ Costs are then sums of integer products, exact by construction.
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal
 
@@ -50,9 +51,10 @@ def parse_request_fee(field: str, value: object) -> tuple[Decimal, int]:
 
 def _parse(field: str, value: object, places: int, limit: int, unit: str) -> tuple[Decimal, int]:
     if isinstance(value, bool) or not isinstance(value, str):
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and math.isfinite(value):
             # A TOML float is a binary float: 0.1 is already not 0.1 by the time we see it.
-            raise PriceError(f'{field}: must be a quoted decimal string, e.g. "{value}", not a TOML number')
+            hint = format(Decimal(repr(value)), "f")  # 1e-05 -> 0.00001, the digits the author wrote
+            raise PriceError(f'{field}: must be a quoted decimal string, e.g. "{hint}", not a TOML number')
         raise PriceError(f'{field}: must be a quoted decimal string such as "0.15"')
     if len(value) > _MAX_CHARS:
         raise PriceError(f"{field}: {value[:20]!r}... is too long for a price")
