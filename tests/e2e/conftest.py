@@ -283,27 +283,35 @@ def nanos(prompt: int, completion: int, cached: int = 0, cache_write: int = 0, r
     )
 
 
-@pytest.fixture(name="tollway", scope="session")
-def fixture_tollway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
-    workdir = tmp_path_factory.mktemp("tollway")
+def launch(mock: Mock, workdir: Path, port: int | None = None) -> tuple[Tollway, subprocess.Popen[bytes]]:
+    """Start `tollway serve` in `workdir` (its database lives there), configured against `mock`."""
     config = workdir / "tollway.toml"
-    config.write_text(config_text(mock.url, free_port()))
-    (workdir / "prices").mkdir()
-    (workdir / "prices" / "test.toml").write_text(price_text(MODELS))
-    port = free_port()
+    if not config.exists():
+        config.write_text(config_text(mock.url, free_port()))
+        (workdir / "prices").mkdir()
+        (workdir / "prices" / "test.toml").write_text(price_text(MODELS))
+    port = port or free_port()
     env = {**base_env(), "MOCK_KEY": UPSTREAM_KEY, "TOLLWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     process = start(
         ["serve", "--config", str(config), "--port", str(port)],
         env=env,
         ready_url=f"http://127.0.0.1:{port}/health",
-        log=workdir / "serve.log",
+        log=workdir / f"serve-{port}.log",
         cwd=workdir,
     )
-    yield Tollway(f"http://127.0.0.1:{port}", config, workdir, env)
+    return Tollway(f"http://127.0.0.1:{port}", config, workdir, env), process
+
+
+@pytest.fixture(name="tollway", scope="session")
+def fixture_tollway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
+    workdir = tmp_path_factory.mktemp("tollway")
+    tollway, process = launch(mock, workdir)
+    yield tollway
     stop(process)
-    log = (workdir / "serve.log").read_text()
-    assert UPSTREAM_KEY not in log
-    assert "Traceback" not in log, log
+    for log in workdir.glob("serve-*.log"):
+        text = log.read_text()
+        assert UPSTREAM_KEY not in text
+        assert "Traceback" not in text, text
 
 
 @pytest.fixture(name="key", scope="session")
