@@ -16,6 +16,7 @@ from tollway.api.chat import chat_completions
 from tollway.api.credits import balance, ledger_page, pricing
 from tollway.api.errors import exception_handlers
 from tollway.api.public import health, list_models
+from tollway.api.usage import credits_daily, credits_log, credits_stats, usage_record, usage_summary
 from tollway.config import BUILTIN_DEMO, Settings, load_settings
 from tollway.mock_upstream import create_app as create_demo_upstream
 from tollway.runtime import open_runtime
@@ -52,6 +53,11 @@ def create_app(
         balance,
         ledger_page,
         AdminController,
+        usage_summary,
+        usage_record,
+        credits_stats,
+        credits_daily,
+        credits_log,
     ]
     if uses_demo:
         handlers.append(create_demo_mount())

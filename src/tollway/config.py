@@ -53,6 +53,11 @@ class LedgerConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     reap_interval_seconds: Annotated[float, Meta(gt=0, le=60)] = 10.0
 
 
+class ReportsConfig(Struct, forbid_unknown_fields=True, kw_only=True):
+    # The longest period a usage report may span, in days.
+    max_range_days: Annotated[int, Meta(ge=1, le=3660)] = 366
+
+
 class ServerConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
@@ -120,6 +125,7 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     upstreams: list[UpstreamConfig] = field(default_factory=_demo_upstreams)

@@ -18,6 +18,7 @@ from tollway.chat.routing import Router
 from tollway.config import Settings
 from tollway.db import create_engine, upgrade
 from tollway.ledger import Ledger
+from tollway.reports.service import Reports
 from tollway.tokens import TokenCounter
 from tollway.upstream.client import UpstreamClient
 
@@ -44,6 +45,7 @@ class Runtime:
         self.ledger = ledger
         self.recovery = recovery
         self.biller = Biller(ledger, settings.prices, counter, recovery.instance_id)
+        self.reports = Reports(engine, settings.config.reports.max_range_days)
 
 
 @asynccontextmanager

@@ -113,6 +113,22 @@ class AdminController(Controller):
         keys = await runtime.accounts.list_keys(workspace_id)
         return {"object": "list", "data": [KeyRead.of(k) for k in keys]}
 
+    @get("/workspaces/{workspace_id:str}/usage")
+    async def workspace_usage(self, request: Request[Any, Any, Any], workspace_id: str) -> dict[str, Any]:
+        runtime = _runtime(request)
+        await _workspace(runtime, workspace_id)
+        query = dict(request.query_params.items())
+        return await runtime.reports.summary(workspace_id, query, f"/admin/workspaces/{workspace_id}/usage")
+
+    @get("/usage")
+    async def all_usage(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        runtime = _runtime(request)
+        report = await runtime.reports.summary(None, dict(request.query_params.items()), "/admin/usage")
+        names = await runtime.reports.workspace_names()
+        for row in report["breakdown"]:
+            row["workspace_name"] = names.get(row["workspace_id"])
+        return report
+
     @delete("/keys/{key_id:str}", status_code=200)
     async def revoke_key(self, request: Request[Any, Any, Any], key_id: str) -> KeyRead:
         runtime = _runtime(request)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table
 
-__all__ = ["api_keys", "instances", "ledger_entries", "metadata", "usage_records", "workspaces"]
+__all__ = [
+    "api_keys",
+    "instances",
+    "ledger_entries",
+    "metadata",
+    "usage_daily",
+    "usage_records",
+    "workspaces",
+]
 
 metadata = MetaData()
 
@@ -104,4 +112,20 @@ instances = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("heartbeat_at", BigInteger, nullable=False),
     Column("reaped_at", BigInteger, nullable=True),
+)
+
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("workspace_id", String(40), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("key_id", String(40), primary_key=True),
+    Column("calls", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_nano", BigInteger, nullable=False),
 )

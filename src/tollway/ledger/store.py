@@ -21,6 +21,8 @@ from tollway.clock import now_us
 from tollway.db.engine import is_sqlite, write_connection
 from tollway.db.schema import ledger_entries, usage_records, workspaces
 from tollway.ledger.chain import Draft, Entry, Head, KeyHead, chain
+from tollway.ledger.record import UsageRecord
+from tollway.ledger.rollup import rollup_upsert
 
 __all__ = ["Balance", "Ledger", "LedgerWriter", "UsageRecord", "entry_from_row"]
 
@@ -34,29 +36,6 @@ class Balance(Struct, frozen=True):
     @property
     def available_nano(self) -> int:
         return self.balance_nano - self.held_nano
-
-
-class UsageRecord(Struct, frozen=True, kw_only=True):
-    id: str
-    workspace_id: str
-    key_id: str
-    model: str
-    upstream: str
-    price_id: str
-    stream: bool
-    end_state: str
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    prompt_source: str
-    completion_source: str
-    estimated: bool
-    rates: str
-    cost_nano: int
-    started_at: int
-    finished_at: int
 
 
 def entry_from_row(row: RowMapping | Mapping[str, Any]) -> Entry:
@@ -148,8 +127,10 @@ class LedgerWriter:
         return None if row is None else entry_from_row(row)
 
     async def record_usage(self, record: UsageRecord) -> None:
+        """The usage record, and its share of the daily rollup, in the caller's transaction."""
         values = {name: getattr(record, name) for name in UsageRecord.__struct_fields__}
         await self.conn.execute(insert(usage_records).values(**values))
+        await self.conn.execute(rollup_upsert(self.conn.dialect.name, record))
 
 
 class Ledger:

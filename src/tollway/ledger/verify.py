@@ -5,20 +5,24 @@ duplicate; each entry's running balance, held amount and key totals equal
 what its predecessors imply; each hash links to the previous entry and
 matches the entry's own fields.  Across the ledger: every settlement closes
 a reservation that exists, at most once, for the amount it held; every debit
-has its usage record with the same cost and every usage record its debit.
+has its usage record with the same cost and every usage record its debit;
+the daily usage rollup equals the sums of the records.
 """
 
 from __future__ import annotations
 
-from msgspec import Struct
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import Any
 
-from tollway.db.schema import ledger_entries, usage_records
+from msgspec import Struct
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tollway.db.schema import ledger_entries, usage_daily, usage_records
 from tollway.ledger.chain import Draft, Entry, Head, KeyHead, chain
+from tollway.ledger.rollup import SUMMED, US_PER_DAY
 from tollway.ledger.store import entry_from_row
 
-__all__ = ["Report", "verify_ledger"]
+__all__ = ["Report", "recomputed_rollup", "verify_ledger"]
 
 _COMPARED = ("ws_seq", "balance_nano", "held_nano", "key_spent_nano", "key_held_nano", "prev_hash", "hash")
 
@@ -117,6 +121,41 @@ class _Walk:
             self.report.mismatches.append(f"{_where(entry)}: a release must not move the balance")
 
 
+def recomputed_rollup() -> Select[Any]:
+    """The daily rollup as the usage records imply it."""
+    u = usage_records.c
+    day = u.finished_at.op("/")(US_PER_DAY)
+    return select(
+        u.workspace_id,
+        day.label("day"),
+        u.model,
+        u.key_id,
+        func.count().label("calls"),
+        *(func.sum(u[name]).label(name) for name in SUMMED[1:]),
+    ).group_by(u.workspace_id, day, u.model, u.key_id)
+
+
+async def _check_rollup(conn: AsyncConnection, report: Report) -> None:
+    expected = {tuple(row[:4]): tuple(row[4:]) for row in (await conn.execute(recomputed_rollup())).all()}
+    d = usage_daily.c
+    stored = (
+        await conn.execute(select(d.workspace_id, d.day, d.model, d.key_id, *(d[n] for n in SUMMED)))
+    ).all()
+    for row in stored:
+        group, sums = tuple(row[:4]), tuple(row[4:])
+        wanted = expected.pop(group, None)
+        if wanted != sums:
+            report.mismatches.append(
+                f"usage rollup {group[0]} day {group[1]} model {group[2]} key {group[3]}: "
+                f"stored {dict(zip(SUMMED, sums, strict=True))}, records give "
+                f"{None if wanted is None else dict(zip(SUMMED, wanted, strict=True))}"
+            )
+    for group in expected:
+        report.mismatches.append(
+            f"usage rollup {group[0]} day {group[1]} model {group[2]} key {group[3]}: missing"
+        )
+
+
 async def verify_ledger(engine: AsyncEngine) -> Report:
     report = Report(mismatches=[])
     walk = _Walk(report)
@@ -138,6 +177,7 @@ async def verify_ledger(engine: AsyncEngine) -> Report:
                     f"usage record {request_id}: costs {cost} nano-USD but {_where(debit)} debits "
                     f"{-debit.amount_nano}"
                 )
+        await _check_rollup(conn, report)
     for request_id, debit in walk.debits.items():
         report.mismatches.append(f"{_where(debit)}: debit for {request_id} has no usage record")
     report.open_reservations = len(set(walk.reserves) - set(walk.closings))

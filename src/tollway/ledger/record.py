@@ -1,0 +1,30 @@
+"""One billed request, as recorded: immutable once written."""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+__all__ = ["UsageRecord"]
+
+
+class UsageRecord(Struct, frozen=True, kw_only=True):
+    id: str
+    workspace_id: str
+    key_id: str
+    model: str
+    upstream: str
+    price_id: str
+    stream: bool
+    end_state: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    prompt_source: str
+    completion_source: str
+    estimated: bool
+    rates: str
+    cost_nano: int
+    started_at: int
+    finished_at: int

@@ -1,0 +1,1 @@
+"""Usage reports: every figure derived from the immutable usage records (through the daily rollup)."""
