@@ -21,6 +21,7 @@ from tollway.db import create_engine, upgrade
 from tollway.errors import APIError, TollwayError
 from tollway.ledger import Balance, Ledger
 from tollway.money import MoneyError, parse_usd
+from tollway.reports.service import Reports
 
 __all__ = ["add_admin_parser", "run_admin"]
 
@@ -52,6 +53,15 @@ def add_admin_parser(commands: Any, handler: Callable[[argparse.Namespace], int]
     credit_parser.add_argument("--idempotency-key", dest="idempotency_key")
     credit_parser.add_argument("--note")
 
+    usage = nouns.add_parser("usage", help="usage report for one workspace or all of them")
+    usage.set_defaults(verb="report")
+    usage.add_argument("--workspace", dest="workspace_id", help="one workspace (default: all, per workspace)")
+    usage.add_argument("--from", dest="from_", metavar="FROM", help="ISO 8601 start (default: 30 days ago)")
+    usage.add_argument("--to", help="ISO 8601 end, exclusive (default: now)")
+    usage.add_argument("--model")
+    usage.add_argument("--key-id", dest="key_id")
+    usage.add_argument("--format", choices=("json", "table"), default="json")
+
     balance = nouns.add_parser("balance", help="a workspace's balance, held and available USD")
     balance.set_defaults(verb="show")
     balance.add_argument("workspace_id")
@@ -61,9 +71,65 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> Any:
     engine = create_engine(settings.config.database.url)
     try:
         await upgrade(engine)
+        args.reports = Reports(engine, settings.config.reports.max_range_days)
         return msgspec.to_builtins(await _dispatch(AccountStore(engine), Ledger(engine), args))
     finally:
         await engine.dispose()
+
+
+async def _usage(store: AccountStore, args: argparse.Namespace) -> Any:
+    reports: Reports = args.reports
+    query = {
+        k: v
+        for k, v in (("from", args.from_), ("to", args.to), ("model", args.model), ("key_id", args.key_id))
+        if v is not None
+    }
+    try:
+        if args.workspace_id is not None:
+            await _workspace(store, args.workspace_id)
+            return await reports.summary(
+                args.workspace_id, query, f"/admin/workspaces/{args.workspace_id}/usage"
+            )
+        report = await reports.summary(None, query, "/admin/usage")
+    except APIError as exc:
+        raise TollwayError(exc.message) from exc
+    names = await reports.workspace_names()
+    for row in report["breakdown"]:
+        row["workspace_name"] = names.get(row["workspace_id"])
+    return report
+
+
+def usage_table(report: Any) -> str:
+    """A usage report as aligned text columns, for people."""
+    columns = [
+        "workspace_name",
+        "model",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "cost_usd",
+    ]
+    rows = [[str(row.get(c, "")) for c in columns] for row in report["breakdown"]]
+    total = report["totals"]
+    rows.append(["TOTAL", "", *(str(total[c]) for c in columns[2:])])
+    if not any(row.get("workspace_name") for row in report["breakdown"]):
+        columns, rows = columns[1:], [r[1:] for r in rows]
+        rows[-1][0] = "TOTAL"
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(columns)]
+    period = report["period"]
+    lines = [f"usage from {period['from']} to {period['to']}"]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        lines.append(
+            "  ".join(
+                cell.rjust(w) if i > 0 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return "\n".join(lines) + "\n"
 
 
 async def _workspace(store: AccountStore, workspace_id: str) -> Workspace:
@@ -84,6 +150,8 @@ async def _dispatch(store: AccountStore, ledger: Ledger, args: argparse.Namespac
         case "workspace", "get":
             workspace = await _workspace(store, args.workspace_id)
             return WorkspaceRead.of(workspace, await ledger.balance(workspace.id))
+        case "usage", "report":
+            return await _usage(store, args)
         case "balance", "show":
             workspace = await _workspace(store, args.workspace_id)
             return BalanceRead.of(await ledger.balance(workspace.id))

@@ -136,12 +136,34 @@ def _ledger_verify(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _rebuild_rollup(args: argparse.Namespace) -> int:
+    from tollway.db import create_engine
+    from tollway.ledger.rebuild import rebuild_rollup
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        engine = create_engine(settings.config.database.url)
+        try:
+            return await rebuild_rollup(engine)
+        finally:
+            await engine.dispose()
+
+    _print_json({"usage_daily_rows": asyncio.run(run())})
+    return 0
+
+
 def _admin(args: argparse.Namespace) -> int:
     from tollway.admin_cli import run_admin
 
     settings = _settings(args)
     result = asyncio.run(run_admin(settings, args))
-    _print_json(result)
+    if getattr(args, "format", "json") == "table":
+        from tollway.admin_cli import usage_table
+
+        sys.stdout.write(usage_table(result))
+    else:
+        _print_json(result)
     return 0
 
 
@@ -175,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
     verify = ledger_commands.add_parser("verify", help="recompute and check every derived figure")
     verify.add_argument("--config")
     verify.set_defaults(run=_ledger_verify)
+    rebuild = ledger_commands.add_parser(
+        "rebuild-rollup", help="recompute the daily usage rollup from the records"
+    )
+    rebuild.add_argument("--config")
+    rebuild.set_defaults(run=_rebuild_rollup)
 
     from tollway.admin_cli import add_admin_parser
 

@@ -91,7 +91,9 @@ def decode_cursor(raw: str | None, kinds: tuple[type, ...]) -> tuple[int | str, 
     try:
         text = base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)).decode()
         parts = text.split(":")
-        if len(parts) != len(kinds):
+        if len(parts) != len(kinds) or any(
+            k is int and not p.isdigit() for p, k in zip(parts, kinds, strict=True)
+        ):
             raise ValueError(text)
         return tuple(int(p) if kind is int else p for p, kind in zip(parts, kinds, strict=True))
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
