@@ -54,8 +54,13 @@ async def main(requests: int, prior: int) -> None:
     biller = Biller(ledger, settings.prices, TokenCounter(("o200k_base",)), "inst_bench")
     router = Router(settings)
     route = router.resolve("demo")
-    principal = Principal(key_id=key.key.id, key_name="bench", workspace_id=workspace.id,
-                          spend_limit_nano=None, spend_limit_period="total")
+    principal = Principal(
+        key_id=key.key.id,
+        key_name="bench",
+        workspace_id=workspace.id,
+        spend_limit_nano=None,
+        spend_limit_period="total",
+    )
     usage = Usage(prompt=9, completion=8)
     reserve_t: list[float] = []
     settle_t: list[float] = []
@@ -64,8 +69,14 @@ async def main(requests: int, prior: int) -> None:
         started = time.perf_counter()
         hold = await biller.reserve(principal, route, chat, f"req_{i}")
         reserved = time.perf_counter()
-        ctx = ChatContext(request_id=f"req_{i}", principal=principal, route=route, chat=chat,
-                          upstream=route.upstreams[0], started_us=0)
+        ctx = ChatContext(
+            request_id=f"req_{i}",
+            principal=principal,
+            route=route,
+            chat=chat,
+            upstream=route.upstreams[0],
+            started_us=0,
+        )
         await biller.settle(hold, ctx, "completed", usage)
         done = time.perf_counter()
         if i >= prior:

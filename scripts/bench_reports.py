@@ -50,11 +50,30 @@ async def prepare(path: Path, records: int, days: int) -> tuple[str, str]:
     for i in range(records):
         at = now - rng.randrange(days * US_PER_DAY)
         prompt, completion = rng.randint(10, 4000), rng.randint(1, 1000)
-        batch.append((
-            f"req_{i:012d}", workspace.id, keys[i % 3].key.id, models[i % 4], "up", "p", i % 2, "completed",
-            prompt, completion, prompt // 4, 0, completion // 5, "upstream", "upstream", 0, "{}",
-            prompt * 150 + completion * 600, at - 500_000, at,
-        ))
+        batch.append(
+            (
+                f"req_{i:012d}",
+                workspace.id,
+                keys[i % 3].key.id,
+                models[i % 4],
+                "up",
+                "p",
+                i % 2,
+                "completed",
+                prompt,
+                completion,
+                prompt // 4,
+                0,
+                completion // 5,
+                "upstream",
+                "upstream",
+                0,
+                "{}",
+                prompt * 150 + completion * 600,
+                at - 500_000,
+                at,
+            )
+        )
         if len(batch) == 50_000:
             conn.executemany("insert into usage_records values (" + ",".join("?" * 20) + ")", batch)
             batch.clear()
@@ -84,7 +103,10 @@ def timed(client: httpx.Client, path: str, params: dict[str, str], rounds: int) 
         samples.append((time.perf_counter() - started) * 1e3)
         assert response.status_code == 200, response.text
     samples.sort()
-    return {"median_ms": round(statistics.median(samples), 2), "p99_ms": round(samples[int(0.99 * (rounds - 1))], 2)}
+    return {
+        "median_ms": round(statistics.median(samples), 2),
+        "p99_ms": round(samples[int(0.99 * (rounds - 1))], 2),
+    }
 
 
 def main() -> None:
@@ -95,12 +117,23 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tollway-bench-"))
     db = folder / "big.db"
-    workspace_id, key = asyncio.run(prepare(db, args.records, args.days))
+    _, key = asyncio.run(prepare(db, args.records, args.days))
     (folder / "tollway.toml").write_text(f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n')
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tollway", "serve", "--config", str(folder / "tollway.toml"), "--port", str(port)],
-        env={**os.environ, "TOLLWAY_ADMIN_TOKEN": "bench"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tollway",
+            "serve",
+            "--config",
+            str(folder / "tollway.toml"),
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "TOLLWAY_ADMIN_TOKEN": "bench"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -116,9 +149,14 @@ def main() -> None:
                 "days": args.days,
                 "GET /v1/usage (last 30 days)": timed(client, "/v1/usage", {}, args.rounds),
                 "GET /v1/usage (90 days, model filter)": timed(
-                    client, "/v1/usage", {"from": "2000-01-01", "model": "o3"} | _recent(args.days), args.rounds
+                    client,
+                    "/v1/usage",
+                    {"from": "2000-01-01", "model": "o3"} | _recent(args.days),
+                    args.rounds,
                 ),
-                "GET /v1/credits/usage?days=30": timed(client, "/v1/credits/usage", {"days": "30"}, args.rounds),
+                "GET /v1/credits/usage?days=30": timed(
+                    client, "/v1/credits/usage", {"days": "30"}, args.rounds
+                ),
                 "GET /v1/credits/usage/daily?days=90": timed(
                     client, "/v1/credits/usage/daily", {"days": "90"}, args.rounds
                 ),
