@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
@@ -30,7 +31,7 @@ from tollway.billing.recovery import Recovery
 from tollway.db import create_engine, upgrade
 from tollway.db.schema import ledger_entries
 from tollway.errors import Conflict, InsufficientCredit
-from tollway.ledger import Ledger
+from tollway.ledger import Draft, Ledger
 from tollway.ledger.verify import verify_ledger
 
 from .conftest import release, reserve, settle, sqlite_url
@@ -135,12 +136,16 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             result = self.run(credit(self.ledger, self.ws[ws], amount, idem, note))
         except Conflict as exc:
+            refused = exc.code
+        else:
+            refused = None
+        if refused is not None:
             if seen is not None:
                 assert seen != amount
-                assert exc.code == "idempotency_key_reused"
+                assert refused == "idempotency_key_reused"
             else:
                 assert amount < 0 and self.model.available(ws) + amount < 0
-                assert exc.code == "insufficient_credit"
+                assert refused == "insufficient_credit"
             return
         if seen is not None:
             assert seen == amount
@@ -152,17 +157,24 @@ class LedgerMachine(RuleBasedStateMachine):
         if idem is not None:
             self.model.credits[(ws, idem)] = amount
 
-    @rule(
-        key=st.sampled_from([k for _, k in KEYS]),
-        hold=st.integers(1, 2 * 10**9),
-        edge=st.sampled_from(["as drawn", "as drawn", "all available", "one more"]),
-        by_victim=st.booleans(),
-    )
-    def reserve(self, key: str, hold: int, edge: str, by_victim: bool) -> None:
+    _reserve_args = {
+        "key": st.sampled_from([k for _, k in KEYS]),
+        "hold": st.integers(1, 2 * 10**9),
+        "edge": st.sampled_from(["as drawn", "as drawn", "all available", "one more"]),
+    }
+
+    @rule(**_reserve_args)
+    def reserve_by_live(self, key: str, hold: int, edge: str) -> None:
+        self._reserve(key, hold, edge, self.reaper.instance_id)
+
+    @rule(**_reserve_args)
+    def reserve_by_victim(self, key: str, hold: int, edge: str) -> None:
+        self._reserve(key, hold, edge, self.victim.instance_id)
+
+    def _reserve(self, key: str, hold: int, edge: str, owner: str) -> None:
         ws = next(w for w, k in KEYS if k == key)
         if edge != "as drawn" and self.model.available(ws) > 0:
             hold = self.model.available(ws) + (edge == "one more")
-        owner = (self.victim if by_victim else self.reaper).instance_id
         rid = self._rid()
         fits = hold <= self.model.available(ws)
         try:
@@ -194,6 +206,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run(release(self.ledger, self.ws[r.workspace], self.keys[r.key], rid, r.hold))
         self.model.closed[rid] = self.model.open.pop(rid)
 
+    @precondition(lambda self: self.model.open)
     @rule()
     def crash(self) -> None:
         """The victim process dies: a live process reaps it, then a fresh victim takes its place."""
@@ -209,22 +222,37 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run(self.victim.register())
 
     @precondition(lambda self: self.model.closed)
-    @rule(data=st.data(), as_debit=st.booleans())
-    def settle_closed(self, data: st.DataObject, as_debit: bool) -> None:
+    @rule(data=st.data(), how=st.sampled_from(["debit", "release", "settle"]))
+    def close_again(self, data: st.DataObject, how: str) -> None:
+        """Settling or releasing a closed reservation is refused by the database and changes nothing."""
         rid = data.draw(st.sampled_from(sorted(self.model.closed)), label="closed reservation")
         r = self.model.closed[rid]
-        ws = self.ws[r.workspace]
-        before = self.run(self.ledger.balance(ws))
-        try:
-            if as_debit:
-                self.run(settle(self.ledger, ws, self.keys[r.key], rid, r.hold, 0))
-            else:
-                self.run(release(self.ledger, ws, self.keys[r.key], rid, r.hold))
-        except IntegrityError:
-            pass
-        else:
-            raise AssertionError(f"closing {rid} a second time was accepted")
-        assert self.run(self.ledger.balance(ws)) == before
+        ws, key = self.ws[r.workspace], self.keys[r.key]
+        before = self.run(self.ledger.balance(ws)), self.run(self.ledger.usage_record(rid))
+        if how == "debit":  # the debit entry alone: only the unique index can refuse it
+            attempt = self._append(
+                Draft(
+                    workspace_id=ws,
+                    kind="debit",
+                    amount_nano=-1,
+                    hold_nano=-r.hold,
+                    key_id=key,
+                    reservation_id=rid,
+                )
+            )
+        elif how == "release":
+            attempt = release(self.ledger, ws, key, rid, r.hold)
+        else:  # as the biller settles: usage record and debit in one transaction
+            attempt = settle(self.ledger, ws, key, rid, r.hold, 1)
+        with pytest.raises(IntegrityError) as refused:
+            self.run(attempt)
+        if how != "settle":
+            assert "ledger_entries.reservation_id" in str(refused.value)
+        assert (self.run(self.ledger.balance(ws)), self.run(self.ledger.usage_record(rid))) == before
+
+    async def _append(self, draft: Draft) -> None:
+        async with self.ledger.write(draft.workspace_id) as writer:
+            await writer.append(draft)
 
     # -- invariants ----------------------------------------------------------------------------
 

@@ -3,6 +3,10 @@ what the database itself refuses, and crediting through `credit()`."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+
+import msgspec
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -10,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
+from tollway.billing.recovery import Recovery
 from tollway.errors import Conflict, InsufficientCredit, InvalidRequest
-from tollway.ledger import GENESIS, Balance, Draft, Entry, KeyHead, Ledger
+from tollway.ledger import GENESIS, Balance, Draft, Entry, Head, KeyHead, Ledger, chain
 from tollway.ledger.chain import entry_hash
 
 from .conftest import release, reserve, settle
@@ -201,7 +206,7 @@ async def test_hash_chain(ledger: Ledger, accounts: AccountStore) -> None:
     for workspace in (ws, other):
         entries = await _all_entries(ledger, workspace)
         assert entries[0].prev_hash == GENESIS
-        for prev, entry in zip(entries, entries[1:], strict=False):
+        for prev, entry in itertools.pairwise(entries):
             assert entry.prev_hash == prev.hash
         for entry in entries:
             assert entry.hash == entry_hash(entry)
@@ -388,3 +393,82 @@ async def test_negative_adjustment(ledger: Ledger, accounts: AccountStore) -> No
     with pytest.raises(Conflict):
         await credit(ledger, ws, -1, None, "one more")
     assert await ledger.balance(ws) == Balance(4 * USD, 4 * USD)
+
+
+# -- crash recovery ----------------------------------------------------------------------------
+
+
+async def test_reap_releases_only_dead_processes(
+    engine: AsyncEngine, ledger: Ledger, accounts: AccountStore
+) -> None:
+    ws, k1, k2 = await _workspace(accounts)
+    await credit(ledger, ws, 100, None, None)
+    reaper = Recovery(engine, ledger, heartbeat=0.05, dead_after=0.2, interval=1)
+    live = Recovery(engine, ledger, heartbeat=0.05, dead_after=0.2, interval=1)
+    dead = Recovery(engine, ledger, heartbeat=0.05, dead_after=0.2, interval=1)
+    for instance in (reaper, live, dead):
+        await instance.register()
+    await reserve(ledger, ws, k1, "by_dead_1", 10, owner=dead.instance_id)
+    await reserve(ledger, ws, k2, "by_dead_2", 20, owner=dead.instance_id)
+    await reserve(ledger, ws, k1, "by_dead_settled", 5, owner=dead.instance_id)
+    await settle(ledger, ws, k1, "by_dead_settled", 5, 3)
+    await reserve(ledger, ws, k1, "by_live", 30, owner=live.instance_id)
+    await reserve(ledger, ws, k1, "by_reaper", 15, owner=reaper.instance_id)
+    await reserve(ledger, ws, k2, "by_nobody", 1)
+    assert await reaper.reap() == 0  # everyone is fresh
+
+    await asyncio.sleep(0.3)
+    await live.beat()
+    assert await reaper.reap() == 2
+    assert await reaper.reap() == 0  # the dead process is marked reaped
+
+    entries = await _all_entries(ledger, ws)
+    releases = {e.reservation_id: e for e in entries if e.kind == "release"}
+    assert set(releases) == {"by_dead_1", "by_dead_2"}
+    assert releases["by_dead_1"].hold_nano == -10 and releases["by_dead_1"].key_id == k1
+    assert releases["by_dead_2"].hold_nano == -20 and releases["by_dead_2"].key_id == k2
+    assert all(e.amount_nano == 0 for e in releases.values())
+    assert await ledger.balance(ws) == Balance(97, 30 + 15 + 1)
+    # The live process can still settle its reservation.
+    await settle(ledger, ws, k1, "by_live", 30, 30)
+    assert await ledger.balance(ws) == Balance(67, 15 + 1)
+
+
+async def test_a_reaped_process_that_comes_back_is_reapable_again(
+    engine: AsyncEngine, ledger: Ledger, accounts: AccountStore
+) -> None:
+    workspace = await accounts.create_workspace("stall")
+    await credit(ledger, workspace.id, 100, None, None)
+    stalled = Recovery(engine, ledger, heartbeat=1, dead_after=0.05, interval=1)
+    reaper = Recovery(engine, ledger, heartbeat=1, dead_after=0.05, interval=1)
+    await stalled.register()
+    await reaper.register()
+    await asyncio.sleep(0.1)
+    await reaper.beat()
+    assert await reaper.reap() == 0  # the stalled process is marked reaped, holding nothing
+    await stalled.beat()  # it comes back and reserves
+    async with ledger.write(workspace.id) as writer:
+        await writer.append(
+            Draft(
+                workspace_id=workspace.id,
+                kind="reserve",
+                hold_nano=40,
+                key_id="k",
+                reservation_id="req_after_stall",
+                owner=stalled.instance_id,
+            )
+        )
+    await asyncio.sleep(0.1)  # and then dies for real
+    await reaper.beat()
+    assert await reaper.reap() == 1
+    assert await ledger.balance(workspace.id) == Balance(100, 0)
+
+
+def test_hash_input_is_unambiguous() -> None:
+    base = Draft(workspace_id="ws_1", kind="credit", amount_nano=5, created_at=1)
+    none_note = chain(Head(), None, base)
+    empty_note = chain(Head(), None, msgspec.structs.replace(base, note=""))
+    assert none_note.hash != empty_note.hash
+    left = chain(Head(), None, msgspec.structs.replace(base, idempotency_key="k", note="a\x1fb"))
+    right = chain(Head(), None, msgspec.structs.replace(base, idempotency_key="k\x1fa", note="b"))
+    assert left.hash != right.hash

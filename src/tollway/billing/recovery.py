@@ -58,9 +58,13 @@ class Recovery:
             )
 
     async def beat(self) -> None:
+        # Clearing reaped_at matters for a process that stalled past dead_after and came back:
+        # its later reservations must be reapable again if it then dies for real.
         async with self._engine.begin() as conn:
             await conn.execute(
-                update(instances).where(instances.c.id == self.instance_id).values(heartbeat_at=now_us())
+                update(instances)
+                .where(instances.c.id == self.instance_id)
+                .values(heartbeat_at=now_us(), reaped_at=None)
             )
 
     async def stopped(self) -> None:

@@ -15,6 +15,7 @@ from msgspec import Struct
 __all__ = ["GENESIS", "Draft", "Entry", "Head", "KeyHead", "Kind", "chain", "entry_hash"]
 
 GENESIS = "0" * 64
+_encode = msgspec.json.Encoder().encode
 
 Kind = Literal["credit", "adjustment", "reserve", "debit", "release"]
 
@@ -101,8 +102,8 @@ def entry_hash(entry: Entry) -> str:
         entry.note,
         entry.created_at,
     )
-    text = "\x1f".join("" if f is None else str(f) for f in fields)
-    return hashlib.sha256(text.encode()).hexdigest()
+    # JSON keeps the encoding unambiguous: None is not "", and no field can borrow another's text.
+    return hashlib.sha256(_encode(fields)).hexdigest()
 
 
 def chain(head: Head, key_head: KeyHead | None, draft: Draft) -> Entry:
