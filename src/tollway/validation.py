@@ -9,7 +9,22 @@ import msgspec
 
 from tollway.errors import InvalidRequest
 
-__all__ = ["convert", "decode_object"]
+__all__ = ["convert", "decode_object", "is_id", "plain_text"]
+
+_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
+def is_id(value: str) -> bool:
+    """Could this be one of tollway's ids?  Anything else cannot name a stored row."""
+    return _ID.fullmatch(value) is not None
+
+
+def plain_text(value: str, param: str) -> str:
+    """Text bound for the database: PostgreSQL cannot store NUL characters, so none are accepted."""
+    if "\x00" in value:
+        raise InvalidRequest(f"{param} must not contain NUL characters.", param=param)
+    return value
+
 
 T = TypeVar("T")
 
@@ -51,8 +66,14 @@ def decode_object(raw: bytes) -> dict[str, Any]:
 def convert(body: dict[str, Any], type_: type[T]) -> T:
     """Check a decoded object against `type_`; a mismatch is a 400 naming the field."""
     try:
-        return msgspec.convert(body, type_)
+        value = msgspec.convert(body, type_)
     except msgspec.ValidationError as exc:
         text, param, code = _split(str(exc))
         where = f" for '{param}'" if param else ""
         raise InvalidRequest(f"Invalid value{where}: {text}.", code=code, param=param) from exc
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            field = getattr(value, name)
+            if isinstance(field, str):
+                plain_text(field, name)
+    return value

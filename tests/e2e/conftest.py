@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.dbs import Reader, drop_database, new_database_url
+
 ADMIN_TOKEN = "test-admin-token"
 UPSTREAM_KEY = "sk-upstream-SECRET-0123456789abcdef"
 
@@ -82,6 +84,8 @@ class Tollway:
     config: Path
     workdir: Path
     env: dict[str, str]
+    database_url: str
+    db: Reader
 
     def admin(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -157,10 +161,11 @@ def fixture_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
     stop(process)
 
 
-def config_text(mock_url: str, dead_port: int) -> str:
+def config_text(mock_url: str, dead_port: int, database_url: str) -> str:
     return f"""
 [database]
-url = "sqlite+aiosqlite:///./e2e.db"
+url = "{database_url}"
+migrate_on_start = true
 
 [server]
 max_request_bytes = 65536
@@ -287,9 +292,11 @@ def launch(mock: Mock, workdir: Path, port: int | None = None) -> tuple[Tollway,
     """Start `tollway serve` in `workdir` (its database lives there), configured against `mock`."""
     config = workdir / "tollway.toml"
     if not config.exists():
-        config.write_text(config_text(mock.url, free_port()))
+        (workdir / "database_url").write_text(new_database_url(workdir))
+        config.write_text(config_text(mock.url, free_port(), (workdir / "database_url").read_text()))
         (workdir / "prices").mkdir()
         (workdir / "prices" / "test.toml").write_text(price_text(MODELS))
+    database_url = (workdir / "database_url").read_text()
     port = port or free_port()
     env = {**base_env(), "MOCK_KEY": UPSTREAM_KEY, "TOLLWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     process = start(
@@ -299,7 +306,15 @@ def launch(mock: Mock, workdir: Path, port: int | None = None) -> tuple[Tollway,
         log=workdir / f"serve-{port}.log",
         cwd=workdir,
     )
-    return Tollway(f"http://127.0.0.1:{port}", config, workdir, env), process
+    return Tollway(
+        f"http://127.0.0.1:{port}", config, workdir, env, database_url, Reader(database_url)
+    ), process
+
+
+def shut(tollway: Tollway, process: subprocess.Popen[bytes]) -> None:
+    """Stop the server; the caller drops the database when no other server uses it."""
+    stop(process)
+    tollway.db.close()
 
 
 @pytest.fixture(name="tollway", scope="session")
@@ -307,7 +322,8 @@ def fixture_tollway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Ite
     workdir = tmp_path_factory.mktemp("tollway")
     tollway, process = launch(mock, workdir)
     yield tollway
-    stop(process)
+    shut(tollway, process)
+    drop_database(tollway.database_url)
     for log in workdir.glob("serve-*.log"):
         text = log.read_text()
         assert UPSTREAM_KEY not in text

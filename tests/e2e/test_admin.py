@@ -80,6 +80,7 @@ def test_workspace_keys_are_not_admin_tokens(tollway: Tollway, key: str) -> None
         ("/admin/workspaces", {"name": ""}, "name", "invalid_value"),
         ("/admin/workspaces", {"name": 3}, "name", "invalid_type"),
         ("/admin/workspaces", {"name": "x", "extra": 1}, "extra", "unknown_parameter"),
+        ("/admin/workspaces", {"name": "nul\x00name"}, "name", "invalid_value"),
     ],
 )
 def test_bad_admin_bodies(tollway: Tollway, path: str, body: Any, param: str, code: str) -> None:
@@ -107,6 +108,8 @@ def test_bad_key_bodies(tollway: Tollway, body: dict[str, Any], param: str) -> N
 
 def test_unknown_ids_are_404(tollway: Tollway) -> None:
     assert tollway.admin("GET", "/admin/workspaces/ws_missing").status_code == 404
+    assert tollway.admin("GET", "/admin/workspaces/ws_%00").status_code == 404
+    assert tollway.admin("DELETE", "/admin/keys/key%00x").status_code == 404
     assert tollway.admin("POST", "/admin/workspaces/ws_missing/keys", json={"name": "k"}).status_code == 404
     assert tollway.admin("DELETE", "/admin/keys/key_missing").status_code == 404
 

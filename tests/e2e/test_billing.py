@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +21,7 @@ def usd(nano: int) -> str:
 
 
 def rows(tollway: Tollway, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{tollway.workdir / 'e2e.db'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, params).fetchall()
+    return tollway.db.rows(sql, *params)
 
 
 def balance_nano(tollway: Tollway, account: Account) -> int:
@@ -36,11 +34,9 @@ def balance_nano(tollway: Tollway, account: Account) -> int:
 
 
 def usage_row(tollway: Tollway, request_id: str) -> dict[str, Any]:
-    with sqlite3.connect(f"file:{tollway.workdir / 'e2e.db'}?mode=ro", uri=True) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute("select * from usage_records where id = ?", (request_id,)).fetchone()
-    assert row is not None, request_id
-    return dict(row)
+    found = tollway.db.mappings("select * from usage_records where id = ?", request_id)
+    assert found, request_id
+    return found[0]
 
 
 def client(tollway: Tollway, account: Account) -> openai.OpenAI:

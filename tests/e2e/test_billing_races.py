@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Mock, Tollway, launch, nanos, stop
+from tests.dbs import drop_database
+from tests.e2e.conftest import Mock, Tollway, launch, nanos, shut
 from tests.e2e.test_billing import balance_nano, rows
 
 HI = [{"role": "user", "content": "Say hi"}]
@@ -136,7 +137,9 @@ def test_killed_server_reservations_are_released_once(mock: Mock, tmp_path: Any)
         result = second.cli("ledger", "verify", "--config", str(second.config))
         assert result.returncode == 0, result.stdout
     finally:
-        stop(process)
+        shut(second, process)
+        first.db.close()
+        drop_database(first.database_url)
 
 
 @pytest.mark.parametrize("unused", [None])

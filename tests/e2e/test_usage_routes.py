@@ -160,6 +160,8 @@ def test_admin_views(tollway: Tollway, pair: tuple[Account, Account, str]) -> No
         ("/v1/credits/usage/daily", {"days": "x"}, "days"),
         ("/v1/credits/usage/log", {"limit": "-1"}, "limit"),
         ("/v1/credits/usage/log", {"cursor": "!!"}, "cursor"),
+        ("/v1/usage", {"model": "gpt\x00"}, "model"),
+        ("/v1/credits/usage/log", {"key_id": "\x00"}, "key_id"),
     ],
 )
 def test_bad_parameters_are_400(
@@ -206,3 +208,12 @@ VALUES = st.one_of(
 def test_no_query_string_gives_a_500(tollway: Tollway, key: str, route: str, params: dict[str, Any]) -> None:
     response = httpx.get(f"{tollway.url}{route}", params=params, headers={"authorization": f"Bearer {key}"})
     assert response.status_code in (200, 400), (response.status_code, response.text)
+
+
+@pytest.mark.parametrize("request_id", ["req_%00x", "x" * 300, "req_1'; drop table usage_records; --"])
+def test_odd_request_ids_are_plain_404s(tollway: Tollway, key: str, request_id: str) -> None:
+    response = httpx.get(
+        f"{tollway.url}/v1/usage/requests/{request_id}", headers={"authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

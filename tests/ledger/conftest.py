@@ -1,4 +1,4 @@
-"""Fixtures and helpers for the ledger suites: a real, migrated SQLite file per test.
+"""Fixtures and helpers for the ledger suites: a real, migrated database per test (SQLite or PostgreSQL).
 
 The helpers write the same entry shapes `Biller` writes, so these suites can
 drive the ledger without a ChatContext:
@@ -34,8 +34,8 @@ def fixture_db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(name="engine")
-async def fixture_engine(db_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url(db_path))
+async def fixture_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
     try:
         await upgrade(engine)
         yield engine

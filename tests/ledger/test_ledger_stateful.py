@@ -25,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from tests.dbs import drop_database, new_database_url
 from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
 from tollway.billing.recovery import Recovery
@@ -34,7 +35,7 @@ from tollway.errors import Conflict, InsufficientCredit
 from tollway.ledger import Draft, Ledger
 from tollway.ledger.verify import verify_ledger
 
-from .conftest import release, reserve, settle, sqlite_url
+from .conftest import release, reserve, settle
 
 WORKSPACES = ("a", "b")
 KEYS = (("a", "a1"), ("a", "a2"), ("b", "b1"))  # (workspace, key)
@@ -72,7 +73,8 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.folder = Path(tempfile.mkdtemp(prefix="tollway-ledger-sm-"))
-        self.engine = create_engine(sqlite_url(self.folder / "ledger.db"))
+        self.url = new_database_url(self.folder)
+        self.engine = create_engine(self.url)
         self.ledger = Ledger(self.engine)
         self.model = Model()
         self.counter = 0
@@ -98,6 +100,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             self.run(self.engine.dispose())
+            drop_database(self.url)
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
         finally:
@@ -247,7 +250,10 @@ class LedgerMachine(RuleBasedStateMachine):
         with pytest.raises(IntegrityError) as refused:
             self.run(attempt)
         if how != "settle":
-            assert "ledger_entries.reservation_id" in str(refused.value)
+            # SQLite names the column, PostgreSQL the index
+            assert any(
+                m in str(refused.value) for m in ("ledger_entries.reservation_id", "ux_ledger_settlement")
+            )
         assert (self.run(self.ledger.balance(ws)), self.run(self.ledger.usage_record(rid))) == before
 
     async def _append(self, draft: Draft) -> None:

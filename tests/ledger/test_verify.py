@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
-from tollway.db import create_engine
+from tollway.db import create_engine, upgrade
 from tollway.ledger import Entry, Ledger
 from tollway.ledger.chain import entry_hash
 from tollway.ledger.store import entry_from_row
@@ -43,11 +43,23 @@ class Built:
     b: str  # workspace with 4 entries, one reservation left open
 
 
+@pytest.fixture(name="sqlite_engine")
+async def fixture_sqlite_engine(db_path: Path) -> AsyncIterator[AsyncEngine]:
+    """Tampering goes behind the database's back with the sqlite3 module: SQLite files only."""
+    engine = create_engine(sqlite_url(db_path))
+    try:
+        await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(name="built")
-async def fixture_built(engine: AsyncEngine, db_path: Path) -> Built:
+async def fixture_built(sqlite_engine: AsyncEngine, db_path: Path) -> Built:
     """Workspace a: #1 credit, #2 reserve req_1, #3 debit req_1, #4 reserve req_2, #5 debit req_2,
     #6 reserve req_3, #7 release req_3, #8 credit.  Workspace b: #1 credit, #2 reserve req_4,
     #3 debit req_4, #4 reserve req_5 (left open)."""
+    engine = sqlite_engine
     accounts, ledger = AccountStore(engine), Ledger(engine)
     a = (await accounts.create_workspace("a")).id
     b = (await accounts.create_workspace("b")).id

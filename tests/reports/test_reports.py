@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.dbs import drop_database, new_database_url
 from tollway.accounts import AccountStore
 from tollway.clock import iso
 from tollway.db import create_engine, upgrade
@@ -105,12 +106,12 @@ def fixture_loop() -> Iterator[asyncio.AbstractEventLoop]:
 def fixture_world(
     tmp_path_factory: pytest.TempPathFactory, loop: asyncio.AbstractEventLoop
 ) -> Iterator[World]:
-    path = tmp_path_factory.mktemp("reports") / "reports.db"
+    url = new_database_url(tmp_path_factory.mktemp("reports"))
     rng = random.Random(7)
     print("seed=7")
 
     async def build() -> World:
-        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        engine = create_engine(url)
         await upgrade(engine)
         store, ledger = AccountStore(engine), Ledger(engine)
         workspaces, keys, records = [], {}, []
@@ -132,6 +133,7 @@ def fixture_world(
     world = loop.run_until_complete(build())
     yield world
     loop.run_until_complete(world.engine.dispose())
+    drop_database(url)
 
 
 def brute(

@@ -25,7 +25,7 @@ from tollway.errors import AuthenticationFailed, InvalidRequest, NotFound
 from tollway.ledger import Balance
 from tollway.money import MoneyError, parse_usd
 from tollway.runtime import Runtime
-from tollway.validation import convert, decode_object
+from tollway.validation import convert, decode_object, is_id
 
 __all__ = ["AdminController"]
 
@@ -50,7 +50,7 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
 
 
 async def _workspace(runtime: Runtime, workspace_id: str) -> Workspace:
-    workspace = await runtime.accounts.get_workspace(workspace_id)
+    workspace = await runtime.accounts.get_workspace(workspace_id) if is_id(workspace_id) else None
     if workspace is None:
         raise NotFound(f"No workspace with id '{workspace_id[:100]}'.", param="workspace_id")
     return workspace
@@ -132,7 +132,7 @@ class AdminController(Controller):
     @delete("/keys/{key_id:str}", status_code=200)
     async def revoke_key(self, request: Request[Any, Any, Any], key_id: str) -> KeyRead:
         runtime = _runtime(request)
-        key = await runtime.accounts.revoke_key(key_id)
+        key = await runtime.accounts.revoke_key(key_id) if is_id(key_id) else None
         if key is None:
             raise NotFound(f"No API key with id '{key_id[:100]}'.", param="key_id")
         runtime.auth.forget(key.id)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from msgspec import Struct
 
 from tollway.errors import InvalidRequest
+from tollway.validation import plain_text
 
 __all__ = ["Filters", "Period", "decode_cursor", "encode_cursor", "parse_days", "parse_limit", "parse_period"]
 
@@ -77,6 +78,8 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
         value = query.get(name)
         if value is not None and not 1 <= len(value) <= 200:
             raise InvalidRequest(f"{name} must be 1 to 200 characters.", param=name)
+        if value is not None:
+            plain_text(value, name)
     return Filters(model=query.get("model"), key_id=query.get("key_id"))
 
 

@@ -23,6 +23,7 @@ from tollway.reports.params import (
     parse_period,
 )
 from tollway.reports.render import day_row, log_row, record_view, stat_row, summary_view
+from tollway.validation import is_id
 
 __all__ = ["Reports"]
 
@@ -89,7 +90,7 @@ class Reports:
     async def request(self, workspace_id: str | None, request_id: str) -> dict[str, Any]:
         """One record; outside the caller's workspace it does not exist."""
         async with self._engine.connect() as conn:
-            record = await queries.find_record(conn, workspace_id, request_id)
+            record = await queries.find_record(conn, workspace_id, request_id) if is_id(request_id) else None
             if record is None:
                 raise NotFound(f"No usage record with id '{request_id[:100]}'.", param="request_id")
             name = (
