@@ -38,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or server.host
     port = server.port if args.port is None else args.port
     workers = args.workers or server.workers
-    if settings.config.database.migrate_on_start:
+    if settings.config.database.migrates_on_start:
         asyncio.run(_migrate(settings, create_engine, upgrade))
     public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     public_url = f"http://{public_host}:{port}"

@@ -38,7 +38,17 @@ Seconds = Annotated[float, Meta(gt=0, le=86_400)]
 
 class DatabaseConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     url: str = "sqlite+aiosqlite:///./tollway.db"
-    migrate_on_start: bool = True
+    # Unset: yes on SQLite (one machine, nothing to coordinate); no on PostgreSQL, where
+    # `tollway db upgrade` is run once for all hosts and `serve` refuses an old schema.
+    migrate_on_start: bool | None = None
+    # Connections per process (each worker has its own pool), plus as many again on bursts.
+    pool_size: Annotated[int, Meta(ge=1, le=500)] = 20
+
+    @property
+    def migrates_on_start(self) -> bool:
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.url.startswith("sqlite")
 
 
 class PricingConfig(Struct, forbid_unknown_fields=True, kw_only=True):

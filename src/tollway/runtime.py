@@ -16,7 +16,7 @@ from tollway.billing.biller import Biller
 from tollway.billing.recovery import Recovery
 from tollway.chat.routing import Router
 from tollway.config import Settings
-from tollway.db import create_engine, upgrade
+from tollway.db import create_engine, ensure_current, upgrade
 from tollway.ledger import Ledger
 from tollway.reports.service import Reports
 from tollway.tokens import TokenCounter
@@ -55,11 +55,14 @@ async def open_runtime(
     demo_base_url: str | None = None,
     upstream_transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Runtime]:
-    engine = create_engine(settings.config.database.url)
+    database = settings.config.database
+    engine = create_engine(database.url, pool_size=database.pool_size)
     upstream = UpstreamClient(settings, demo_base_url=demo_base_url, transport=upstream_transport)
     try:
-        if settings.config.database.migrate_on_start:
+        if database.migrates_on_start:
             await upgrade(engine)
+        else:
+            await ensure_current(engine)
         counter = await TokenCounter.load(("o200k_base", "cl100k_base"))
         ledger = Ledger(engine)
         timing = settings.config.ledger

@@ -23,7 +23,7 @@ from tollway.chat.request import ParsedChat
 from tollway.chat.routing import Route
 from tollway.clock import now_us
 from tollway.errors import APIError, InsufficientCredit, SpendLimitExceeded
-from tollway.ledger import Draft, Ledger, UsageRecord
+from tollway.ledger import Draft, Ledger, LedgerWriter, UsageRecord
 from tollway.money import NANOS_PER_USD, format_usd
 from tollway.pricing import Price, PriceBook, cost_nanos, worst_case_nanos
 from tollway.tokens import TokenCounter
@@ -107,7 +107,8 @@ class Biller:
         self, principal: Principal, price: Price, request_id: str, prompt: int, output: int
     ) -> Hold:
         hold = worst_case_nanos(price, prompt, output)
-        async with self._ledger.write(principal.workspace_id) as writer:
+
+        async def check_and_reserve(writer: LedgerWriter) -> None:
             head = await writer.head()
             if hold > head.available_nano:
                 raise InsufficientCredit(
@@ -139,6 +140,8 @@ class Biller:
                     owner=self.owner,
                 )
             )
+
+        await self._ledger.transact(principal.workspace_id, check_and_reserve)
         return Hold(request_id, principal.workspace_id, principal.key_id, hold, price)
 
     async def settle(self, hold: Hold, ctx: ChatContext, state: EndState, usage: Usage) -> Settlement:

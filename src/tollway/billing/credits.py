@@ -5,7 +5,7 @@ from __future__ import annotations
 from msgspec import Struct
 
 from tollway.errors import Conflict, InvalidRequest
-from tollway.ledger import Balance, Draft, Entry, Ledger
+from tollway.ledger import Balance, Draft, Entry, Ledger, LedgerWriter
 
 __all__ = ["CreditResult", "credit"]
 
@@ -28,7 +28,8 @@ async def credit(
         raise InvalidRequest("amount_usd must not be zero.", param="amount_usd")
     if amount_nano < 0 and not (note and note.strip()):
         raise InvalidRequest("A negative amount (refund or adjustment) needs a note.", param="note")
-    async with ledger.write(workspace_id) as writer:
+
+    async def apply(writer: LedgerWriter) -> CreditResult:
         if idempotency_key is not None:
             first = await writer.credit_by_key(idempotency_key)
             if first is not None:
@@ -56,4 +57,6 @@ async def credit(
                 note=note,
             )
         )
-    return CreditResult(entry, created=True)
+        return CreditResult(entry, created=True)
+
+    return await ledger.transact(workspace_id, apply)

@@ -15,8 +15,9 @@ import asyncio
 import logging
 import os
 import socket
+from typing import Any
 
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, cast, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
@@ -44,16 +45,22 @@ class Recovery:
         self._dead_after_us = int(dead_after * 1_000_000)
         self._interval = interval
 
+    def _db_now(self) -> ColumnElement[int]:
+        """The database's clock in microseconds: one clock for every host, whatever theirs say."""
+        if self._engine.dialect.name == "postgresql":
+            seconds: ColumnElement[Any] = func.extract("epoch", func.clock_timestamp())
+            return cast(seconds * 1_000_000, BigInteger)
+        return cast((func.julianday("now") - 2440587.5) * 86_400_000_000.0, BigInteger)
+
     async def register(self) -> None:
-        now = now_us()
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(instances).values(
                     id=self.instance_id,
                     host=socket.gethostname()[:200],
                     pid=os.getpid(),
-                    started_at=now,
-                    heartbeat_at=now,
+                    started_at=now_us(),
+                    heartbeat_at=self._db_now(),
                 )
             )
 
@@ -64,7 +71,7 @@ class Recovery:
             await conn.execute(
                 update(instances)
                 .where(instances.c.id == self.instance_id)
-                .values(heartbeat_at=now_us(), reaped_at=None)
+                .values(heartbeat_at=self._db_now(), reaped_at=None)
             )
 
     async def stopped(self) -> None:
@@ -76,7 +83,7 @@ class Recovery:
 
     async def reap(self) -> int:
         """Release the open reservations of dead processes; return how many were released."""
-        cutoff = now_us() - self._dead_after_us
+        cutoff = self._db_now() - self._dead_after_us
         async with self._engine.connect() as conn:
             dead = (
                 (

@@ -7,14 +7,17 @@ the writer reads the workspace's head once and chains each entry after it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec import Struct
 from sqlalchemy import insert, select
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollway.clock import now_us
@@ -27,6 +30,7 @@ from tollway.ledger.rollup import rollup_upsert
 __all__ = ["Balance", "Ledger", "LedgerWriter", "UsageRecord", "entry_from_row"]
 
 _E = ledger_entries.c
+T = TypeVar("T")
 
 
 class Balance(Struct, frozen=True):
@@ -36,6 +40,16 @@ class Balance(Struct, frozen=True):
     @property
     def available_nano(self) -> int:
         return self.balance_nano - self.held_nano
+
+
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def _transient(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate in _RETRY_SQLSTATES or "database is locked" in str(exc.orig)
 
 
 def entry_from_row(row: RowMapping | Mapping[str, Any]) -> Entry:
@@ -145,10 +159,31 @@ class Ledger:
             await write_connection(conn)
             async with conn.begin():
                 if not self._sqlite:
+                    # FOR NO KEY UPDATE serialises ledger writers of this workspace without
+                    # blocking foreign-key checks (e.g. creating one of its keys).
                     await conn.execute(
-                        select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update()
+                        select(workspaces.c.id)
+                        .where(workspaces.c.id == workspace_id)
+                        .with_for_update(key_share=True)
                     )
                 yield LedgerWriter(conn, workspace_id)
+
+    async def transact(self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]]) -> T:
+        """Run `work` in one write transaction, again if the engine asks for a retry.
+
+        Locks are taken in one fixed order (only the workspace's), so deadlocks are not
+        expected; a serialisation failure, a deadlock report or SQLite's busy timeout still
+        gets up to three more attempts with a short random backoff.
+        """
+        for attempt in range(4):
+            try:
+                async with self.write(workspace_id) as writer:
+                    return await work(writer)
+            except DBAPIError as exc:
+                if attempt == 3 or not _transient(exc):
+                    raise
+                await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def balance(self, workspace_id: str) -> Balance:
         async with self._engine.connect() as conn:
