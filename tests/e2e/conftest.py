@@ -288,7 +288,9 @@ def nanos(prompt: int, completion: int, cached: int = 0, cache_write: int = 0, r
     )
 
 
-def launch(mock: Mock, workdir: Path, port: int | None = None) -> tuple[Tollway, subprocess.Popen[bytes]]:
+def launch(
+    mock: Mock, workdir: Path, port: int | None = None, extra: tuple[str, ...] = ()
+) -> tuple[Tollway, subprocess.Popen[bytes]]:
     """Start `tollway serve` in `workdir` (its database lives there), configured against `mock`."""
     config = workdir / "tollway.toml"
     if not config.exists():
@@ -300,7 +302,7 @@ def launch(mock: Mock, workdir: Path, port: int | None = None) -> tuple[Tollway,
     port = port or free_port()
     env = {**base_env(), "MOCK_KEY": UPSTREAM_KEY, "TOLLWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     process = start(
-        ["serve", "--config", str(config), "--port", str(port)],
+        ["serve", "--config", str(config), "--port", str(port), *extra],
         env=env,
         ready_url=f"http://127.0.0.1:{port}/health",
         log=workdir / f"serve-{port}.log",

@@ -1,0 +1,91 @@
+"""Schema and engine guarantees on whichever engine is under test (TOLLWAY_TEST_DATABASE)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.dbs import is_postgres
+from tollway.accounts import AccountStore
+from tollway.billing.credits import credit
+from tollway.db import create_engine, ensure_current, upgrade
+from tollway.errors import ConfigError
+from tollway.ledger import Ledger, UsageRecord
+
+
+def record(workspace_id: str) -> UsageRecord:
+    return UsageRecord(
+        id="req_1",
+        workspace_id=workspace_id,
+        key_id="key_1",
+        model="m",
+        upstream="u",
+        price_id="p",
+        stream=False,
+        end_state="completed",
+        prompt_tokens=1,
+        completion_tokens=1,
+        cached_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        prompt_source="upstream",
+        completion_source="upstream",
+        estimated=False,
+        rates="{}",
+        cost_nano=3,
+        started_at=1,
+        finished_at=2,
+    )
+
+
+@pytest.fixture(name="engine")
+async def fixture_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_entries SET amount_nano = amount_nano + 1",
+        "DELETE FROM ledger_entries",
+        "UPDATE usage_records SET cost_nano = 0",
+        "DELETE FROM usage_records",
+    ],
+)
+async def test_the_database_refuses_changes_to_money(engine: AsyncEngine, statement: str) -> None:
+    await upgrade(engine)
+    workspace = await AccountStore(engine).create_workspace("w")
+    await credit(Ledger(engine), workspace.id, 5, None, None)
+    async with Ledger(engine).write(workspace.id) as writer:  # a record, so row triggers have a row
+        await writer.record_usage(record(workspace.id))
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    assert (await Ledger(engine).balance(workspace.id)).balance_nano == 5
+
+
+@pytest.mark.skipif(
+    not is_postgres(), reason="TRUNCATE bypasses row triggers; PostgreSQL has statement triggers"
+)
+@pytest.mark.parametrize("table", ["ledger_entries", "usage_records"])
+async def test_postgres_refuses_truncate(engine: AsyncEngine, table: str) -> None:
+    await upgrade(engine)
+    with pytest.raises(DBAPIError, match="append-only: TRUNCATE refused"):
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {table}"))
+
+
+async def test_an_old_schema_is_refused_until_upgraded(engine: AsyncEngine) -> None:
+    await upgrade(engine, "0002")
+    with pytest.raises(
+        ConfigError, match=r"schema is at revision 0002, this tollway needs 0003: run `tollway db"
+    ):
+        await ensure_current(engine)
+    await upgrade(engine)
+    await ensure_current(engine)
