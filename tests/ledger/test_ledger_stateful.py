@@ -79,7 +79,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model = Model()
         self.counter = 0
         self.reaper = Recovery(self.engine, self.ledger, heartbeat=1.0, dead_after=1e-6, interval=1.0)
-        self.victim = Recovery(self.engine, self.ledger, heartbeat=1.0, dead_after=1e-6, interval=1.0)
+        self.victim = Recovery(
+            self.engine, self.ledger, heartbeat=1.0, dead_after=1e-6, interval=1.0, host="another-host/test"
+        )
         self.ws: dict[str, str] = {}
         self.keys: dict[str, str] = {}
         self.run(self._setup())
@@ -221,7 +223,9 @@ class LedgerMachine(RuleBasedStateMachine):
             self.model.closed[rid] = self.model.open.pop(rid)
         # Nothing of the live process (the reaper) was touched; reaping again finds nothing.
         assert self.run(self.reaper.reap()) == 0
-        self.victim = Recovery(self.engine, self.ledger, heartbeat=1.0, dead_after=1e-6, interval=1.0)
+        self.victim = Recovery(
+            self.engine, self.ledger, heartbeat=1.0, dead_after=1e-6, interval=1.0, host="another-host/test"
+        )
         self.run(self.victim.register())
 
     @precondition(lambda self: self.model.closed)

@@ -21,6 +21,9 @@ from tollway.ledger.chain import entry_hash
 
 from .conftest import release, reserve, settle
 
+# Processes "on another machine": only their heartbeat says whether they live.
+ELSEWHERE = "another-host/test"
+
 # SQLite names the column in a unique violation, PostgreSQL the index.
 UNIQUE_RESERVATION = r"ledger_entries\.reservation_id|ux_ledger_reserve|ux_ledger_settlement"
 
@@ -407,8 +410,8 @@ async def test_reap_releases_only_dead_processes(
     ws, k1, k2 = await _workspace(accounts)
     await credit(ledger, ws, 100, None, None)
     reaper = Recovery(engine, ledger, heartbeat=0.05, dead_after=0.2, interval=1)
-    live = Recovery(engine, ledger, heartbeat=0.05, dead_after=0.2, interval=1)
-    dead = Recovery(engine, ledger, heartbeat=0.05, dead_after=0.2, interval=1)
+    live = Recovery(engine, ledger, heartbeat=0.05, dead_after=0.2, interval=1, host=ELSEWHERE)
+    dead = Recovery(engine, ledger, heartbeat=0.05, dead_after=0.2, interval=1, host=ELSEWHERE)
     for instance in (reaper, live, dead):
         await instance.register()
     await reserve(ledger, ws, k1, "by_dead_1", 10, owner=dead.instance_id)
@@ -442,7 +445,7 @@ async def test_a_reaped_process_that_comes_back_is_reapable_again(
 ) -> None:
     workspace = await accounts.create_workspace("stall")
     await credit(ledger, workspace.id, 100, None, None)
-    stalled = Recovery(engine, ledger, heartbeat=1, dead_after=0.05, interval=1)
+    stalled = Recovery(engine, ledger, heartbeat=1, dead_after=0.05, interval=1, host=ELSEWHERE)
     reaper = Recovery(engine, ledger, heartbeat=1, dead_after=0.05, interval=1)
     await stalled.register()
     await reaper.register()
@@ -475,3 +478,36 @@ def test_hash_input_is_unambiguous() -> None:
     left = chain(Head(), None, msgspec.structs.replace(base, idempotency_key="k", note="a\x1fb"))
     right = chain(Head(), None, msgspec.structs.replace(base, idempotency_key="k\x1fa", note="b"))
     assert left.hash != right.hash
+
+
+async def test_on_this_machine_the_kernel_decides(
+    engine: AsyncEngine, ledger: Ledger, accounts: AccountStore
+) -> None:
+    """A process here with a stale heartbeat but alive is not reaped; a gone one is, at once."""
+    workspace = await accounts.create_workspace("kernel")
+    await credit(ledger, workspace.id, 100, None, None)
+    reaper = Recovery(engine, ledger, heartbeat=1, dead_after=0.01, interval=1)
+    busy = Recovery(engine, ledger, heartbeat=1, dead_after=0.01, interval=1)  # this very process
+    await reaper.register()
+    await busy.register()
+    async with ledger.write(workspace.id) as writer:
+        await writer.append(
+            Draft(
+                workspace_id=workspace.id,
+                kind="reserve",
+                hold_nano=40,
+                key_id="k",
+                reservation_id="req_busy",
+                owner=busy.instance_id,
+            )
+        )
+    await asyncio.sleep(0.05)  # its heartbeat is stale, but it runs
+    assert await reaper.reap() == 0
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()  # a pid that no longer runs
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE instances SET pid = :pid WHERE id = :id"), {"pid": gone.pid, "id": busy.instance_id}
+        )
+    assert await reaper.reap() == 1
+    assert await ledger.balance(workspace.id) == Balance(100, 0)

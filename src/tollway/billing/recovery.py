@@ -1,7 +1,8 @@
 """Crash safety: live processes beat a heartbeat; reservations of dead ones are released.
 
-The rule: a process whose heartbeat is older than `dead_after` seconds is
-dead.  Any live process then releases each of the dead process's open
+The rule: a process on the same machine is dead when the kernel says it no
+longer runs; a process on another machine is dead when its heartbeat is older
+than `dead_after` seconds.  Any live process then releases each of the dead process's open
 reservations (at no cost: the dead process can no longer prove what it
 delivered, so tollway bears it) and marks the process reaped.  The database
 admits at most one settlement per reservation, so two reapers racing still
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, and_, cast, exists, func, insert, select, update
@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 
+from tollway.billing.liveness import host_id, process_alive
 from tollway.clock import now_us
 from tollway.db.schema import instances, ledger_entries
 from tollway.keys import new_id
@@ -36,9 +37,18 @@ _E = ledger_entries.c
 
 class Recovery:
     def __init__(
-        self, engine: AsyncEngine, ledger: Ledger, *, heartbeat: float, dead_after: float, interval: float
+        self,
+        engine: AsyncEngine,
+        ledger: Ledger,
+        *,
+        heartbeat: float,
+        dead_after: float,
+        interval: float,
+        host: str | None = None,
     ) -> None:
         self.instance_id = new_id("inst")
+        # Only tests name another host, to play a process on a machine whose kernel can't be asked.
+        self._host = host or host_id()
         self._engine = engine
         self._ledger = ledger
         self._heartbeat = heartbeat
@@ -57,7 +67,7 @@ class Recovery:
             await conn.execute(
                 insert(instances).values(
                     id=self.instance_id,
-                    host=socket.gethostname()[:200],
+                    host=self._host,
                     pid=os.getpid(),
                     started_at=now_us(),
                     heartbeat_at=self._db_now(),
@@ -84,20 +94,18 @@ class Recovery:
     async def reap(self) -> int:
         """Release the open reservations of dead processes; return how many were released."""
         cutoff = self._db_now() - self._dead_after_us
+        stale = (instances.c.heartbeat_at < cutoff).label("stale")
+        query = select(
+            instances.c.id, instances.c.host, instances.c.pid, instances.c.started_at, stale
+        ).where(instances.c.reaped_at.is_(None), instances.c.id != self.instance_id)
         async with self._engine.connect() as conn:
-            dead = (
-                (
-                    await conn.execute(
-                        select(instances.c.id).where(
-                            instances.c.heartbeat_at < cutoff,
-                            instances.c.reaped_at.is_(None),
-                            instances.c.id != self.instance_id,
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            candidates = (await conn.execute(query)).all()
+        here = host_id()
+        dead = [
+            instance
+            for instance, host, pid, started_at, is_stale in candidates
+            if (not process_alive(pid, started_at) if host == here else bool(is_stale))
+        ]
         released = 0
         for instance in dead:
             released += await self._release_all(instance)
