@@ -94,7 +94,8 @@ def run_case(
     folder = Path(tempfile.mkdtemp(prefix="tollway-tput-"))
     (folder / "prices").mkdir()
     (folder / "prices" / "bench.toml").write_text(
-        '[[prices]]\nmodel = "bench"\neffective_from = 2024-01-01T00:00:00Z\ninput = "1.00"\noutput = "2.00"\n'
+        '[[prices]]\nmodel = "bench"\neffective_from = 2024-01-01T00:00:00Z\n'
+        'input = "1.00"\noutput = "2.00"\n'
     )
     (folder / "tollway.toml").write_text(
         f'[database]\nurl = "{url}"\nmigrate_on_start = true\n[pricing]\ndir = "prices"\n'
