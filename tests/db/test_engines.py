@@ -10,36 +10,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.dbs import is_postgres
+from tests.ledger.conftest import usage_record
 from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
 from tollway.db import create_engine, ensure_current, upgrade
 from tollway.errors import ConfigError
-from tollway.ledger import Ledger, UsageRecord
-
-
-def record(workspace_id: str) -> UsageRecord:
-    return UsageRecord(
-        id="req_1",
-        workspace_id=workspace_id,
-        key_id="key_1",
-        model="m",
-        upstream="u",
-        price_id="p",
-        stream=False,
-        end_state="completed",
-        prompt_tokens=1,
-        completion_tokens=1,
-        cached_tokens=0,
-        cache_write_tokens=0,
-        reasoning_tokens=0,
-        prompt_source="upstream",
-        completion_source="upstream",
-        estimated=False,
-        rates="{}",
-        cost_nano=3,
-        started_at=1,
-        finished_at=2,
-    )
+from tollway.ledger import Ledger
 
 
 @pytest.fixture(name="engine")
@@ -63,7 +39,7 @@ async def test_the_database_refuses_changes_to_money(engine: AsyncEngine, statem
     workspace = await AccountStore(engine).create_workspace("w")
     await credit(Ledger(engine), workspace.id, 5, None, None)
     async with Ledger(engine).write(workspace.id) as writer:  # a record, so row triggers have a row
-        await writer.record_usage(record(workspace.id))
+        await writer.record_usage(usage_record("req_1", workspace.id, "key_1", 3))
     with pytest.raises(DBAPIError, match="append-only"):
         async with engine.begin() as conn:
             await conn.execute(text(statement))
