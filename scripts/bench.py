@@ -1,0 +1,347 @@
+"""tollway's benchmark: every scenario direct-to-mock and through tollway, interleaved in rounds.
+
+    scripts/bench [--rounds 5] [--quick] [--out bench-results] [--postgres URL]
+
+Starts `tollway mock-upstream` and `tollway serve` (billing on, SQLite in a
+temporary folder) as separate processes on loopback and drives them from
+this process. Each round measures the mock directly and then tollway in
+front of it, so both see the same machine state; the report gives the
+median over rounds of each figure and of the difference (tollway - direct).
+Writes bench-results/bench.json and bench-results/bench.md and prints the
+markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+US = 1e6
+HI = [{"role": "user", "content": "Say hi"}]
+MODEL = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait(url: str) -> None:
+    for _ in range(300):
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from the kernel's own accounting."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Target:
+    """A chat endpoint: the mock itself, or tollway in front of it."""
+
+    def __init__(self, name: str, base: str, key: str | None) -> None:
+        self.name = name
+        self.base = base
+        self.headers = {"authorization": f"Bearer {key}"} if key else {}
+
+    def client(self, connections: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(base_url=self.base, headers=self.headers, limits=limits, timeout=120)
+
+
+async def latency(target: Target, model: str, count: int) -> list[float]:
+    async with target.client(1) as client:
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            response = await client.post("/v1/chat/completions", json={"model": model, "messages": HI})
+            samples.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+    return samples
+
+
+async def streaming(target: Target, model: str, count: int) -> tuple[list[float], list[float]]:
+    """Time to the first content chunk, and every gap between content chunks."""
+    firsts: list[float] = []
+    gaps: list[float] = []
+    async with target.client(1) as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            last = None
+            body = {"model": model, "messages": HI, "stream": True}
+            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: {") or '"content"' not in line:
+                        continue
+                    now = time.perf_counter()
+                    if last is None:
+                        firsts.append(now - started)
+                    else:
+                        gaps.append(now - last)
+                    last = now
+    return firsts, gaps
+
+
+async def throughput(target: Target, model: str, concurrency: int, seconds: float) -> tuple[float, int]:
+    done = errors = 0
+    deadline = time.perf_counter() + seconds
+    async with target.client(concurrency) as client:
+
+        async def worker() -> None:
+            nonlocal done, errors
+            while time.perf_counter() < deadline:
+                try:
+                    response = await client.post(
+                        "/v1/chat/completions", json={"model": model, "messages": HI}
+                    )
+                    done += response.status_code == 200
+                    errors += response.status_code != 200
+                except httpx.HTTPError:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done / (time.perf_counter() - started), errors
+
+
+async def open_streams(target: Target, model: str, count: int, pid: int) -> dict[str, float]:
+    """`count` streams open at once; how many finished, and tollway's peak memory."""
+    finished = 0
+    async with target.client(count) as client:
+
+        async def one() -> None:
+            nonlocal finished
+            body = {"model": model, "messages": HI, "stream": True}
+            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                text = "".join([line async for line in response.aiter_lines()])
+                finished += text.endswith("data: [DONE]")
+
+        await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+    return {
+        "streams": count,
+        "completed": finished,
+        "stalled": count - finished,
+        "peak_rss_mb": peak_rss_mb(pid),
+    }
+
+
+def measure_rounds(
+    rounds: int, runs: dict[str, Callable[[int], Awaitable[dict[str, float]]]]
+) -> dict[str, Any]:
+    """Run each scenario for every round, collecting per-round figures; report medians."""
+    collected: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
+    for round_no in range(rounds):
+        for name, run in runs.items():
+            collected[name].append(asyncio.run(run(round_no)))
+    return {
+        name: {key: round(statistics.median(r[key] for r in results), 3) for key in results[0]}
+        for name, results in collected.items()
+    }
+
+
+def write_config(folder: Path, mock_url: str, database_url: str) -> Path:
+    (folder / "prices").mkdir(exist_ok=True)
+    prices = "\n".join(
+        f'[[prices]]\nmodel = "{m}"\neffective_from = 2024-01-01T00:00:00Z\ninput = "0.15"\n'
+        f'cached_input = "0.075"\noutput = "0.60"\n'
+        for m in (MODEL, "bench-stream", "bench-open", "bench-one")
+    )
+    (folder / "prices" / "bench.toml").write_text(prices)
+    config = folder / "tollway.toml"
+    config.write_text(
+        f'[database]\nurl = "{database_url}"\nmigrate_on_start = true\n[pricing]\ndir = "prices"\n'
+        f'[[upstreams]]\nname = "mock"\nbase_url = "{mock_url}/v1"\nmax_connections = 2000\n'
+        f'[[models]]\nname = "{MODEL}"\nupstream = "mock"\nupstream_model = "demo"\nmax_output_tokens = 64\n'
+        '[[models]]\nname = "bench-stream"\nupstream = "mock"\n'
+        'upstream_model = "demo:chunks=64,chunk_delay_ms=1"\nmax_output_tokens = 64\n'
+        '[[models]]\nname = "bench-open"\nupstream = "mock"\n'
+        'upstream_model = "demo:chunks=20,chunk_delay_ms=250"\nmax_output_tokens = 64\n'
+        '[[models]]\nname = "bench-one"\nupstream = "mock"\nupstream_model = "demo:chunks=1"\n'
+        "max_output_tokens = 64\n"
+    )
+    return config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
+    parser.add_argument("--out", default="bench-results")
+    args = parser.parse_args()
+    n_latency, n_stream, seconds, n_open = (100, 10, 2.0, 200) if args.quick else (400, 40, 5.0, 1000)
+
+    folder = Path(tempfile.mkdtemp(prefix="tollway-bench-"))
+    mock_port, tollway_port = free_port(), free_port()
+    mock_url, tollway_url = f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{tollway_port}"
+    config = write_config(folder, mock_url, f"sqlite+aiosqlite:///{folder / 'bench.db'}")
+    env = {**os.environ, "TOLLWAY_ADMIN_TOKEN": "bench"}
+    run = [sys.executable, "-m", "tollway"]
+    mock = subprocess.Popen(
+        [*run, "mock-upstream", "--port", str(mock_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = subprocess.Popen(
+        [*run, "serve", "--config", str(config), "--port", str(tollway_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=folder,
+    )
+    try:
+        wait(f"{mock_url}/mock/stats")
+        wait(f"{tollway_url}/health")
+        admin = {"authorization": "Bearer bench"}
+        workspace = httpx.post(
+            f"{tollway_url}/admin/workspaces", json={"name": "bench"}, headers=admin
+        ).json()
+        httpx.post(
+            f"{tollway_url}/admin/workspaces/{workspace['id']}/credits",
+            json={"amount_usd": "100000"},
+            headers=admin,
+        )
+        key = httpx.post(
+            f"{tollway_url}/admin/workspaces/{workspace['id']}/keys", json={"name": "bench"}, headers=admin
+        ).json()["key"]
+        direct = Target("direct", mock_url, None)
+        proxied = Target("tollway", tollway_url, key)
+        upstream_model = {MODEL: "demo", "bench-stream": "demo:chunks=64,chunk_delay_ms=1"}
+
+        async def lat(_: int) -> dict[str, float]:
+            d = await latency(direct, upstream_model[MODEL], n_latency)
+            t = await latency(proxied, MODEL, n_latency)
+            return {
+                "direct_p50_ms": pct(d, 0.5) * 1e3,
+                "tollway_p50_ms": pct(t, 0.5) * 1e3,
+                "added_p50_ms": (pct(t, 0.5) - pct(d, 0.5)) * 1e3,
+                "direct_p99_ms": pct(d, 0.99) * 1e3,
+                "tollway_p99_ms": pct(t, 0.99) * 1e3,
+                "added_p99_ms": (pct(t, 0.99) - pct(d, 0.99)) * 1e3,
+            }
+
+        async def stream(_: int) -> dict[str, float]:
+            d_first, d_gaps = await streaming(direct, upstream_model["bench-stream"], n_stream)
+            t_first, t_gaps = await streaming(proxied, "bench-stream", n_stream)
+            return {
+                "added_ttfc_p50_ms": (pct(t_first, 0.5) - pct(d_first, 0.5)) * 1e3,
+                "added_ttfc_p99_ms": (pct(t_first, 0.99) - pct(d_first, 0.99)) * 1e3,
+                "added_gap_p99_ms": (pct(t_gaps, 0.99) - pct(d_gaps, 0.99)) * 1e3,
+                "direct_gap_p99_ms": pct(d_gaps, 0.99) * 1e3,
+                "tollway_gap_p99_ms": pct(t_gaps, 0.99) * 1e3,
+            }
+
+        def load(concurrency: int) -> Callable[[int], Awaitable[dict[str, float]]]:
+            async def go(_: int) -> dict[str, float]:
+                d, d_err = await throughput(direct, upstream_model[MODEL], concurrency, seconds)
+                t, t_err = await throughput(proxied, MODEL, concurrency, seconds)
+                return {
+                    "direct_rps": d,
+                    "tollway_rps": t,
+                    "ratio": t / d,
+                    "direct_errors": d_err,
+                    "tollway_errors": t_err,
+                }
+
+            return go
+
+        results = measure_rounds(
+            args.rounds,
+            {
+                "non-stream latency, c=1": lat,
+                "streaming, 64 chunks, c=1": stream,
+                "throughput, c=32": load(32),
+                "throughput, c=128": load(128),
+            },
+        )
+
+        # CPU accounting: tollway's own user+system time over a batch of requests.
+        async def cpu_batch(model: str, count: int, stream_it: bool) -> float:
+            before = cpu_seconds(server.pid)
+            async with proxied.client(8) as client:
+
+                async def one() -> None:
+                    body = {"model": model, "messages": HI, "stream": stream_it}
+                    response = await client.post("/v1/chat/completions", json=body)
+                    assert response.status_code == 200
+
+                for _ in range(count // 8):
+                    await asyncio.gather(*(one() for _ in range(8)))
+            return (cpu_seconds(server.pid) - before) / (count // 8 * 8)
+
+        per_request = asyncio.run(cpu_batch(MODEL, 800, False))
+        per_stream_64 = asyncio.run(cpu_batch("bench-stream", 160, True))
+        per_stream_1 = asyncio.run(cpu_batch("bench-one", 160, True))
+        results["tollway CPU"] = {
+            "per_billed_request_us": round(per_request * US, 1),
+            "per_relayed_chunk_us": round((per_stream_64 - per_stream_1) / 63 * US, 1),
+        }
+        results[f"{n_open} concurrent open streams"] = asyncio.run(
+            open_streams(proxied, "bench-open", n_open, server.pid)
+        )
+    finally:
+        server.terminate()
+        mock.terminate()
+        server.wait()
+        mock.wait()
+
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "rounds": args.rounds,
+        "quick": args.quick,
+        "results": results,
+    }
+    out = Path(args.out)
+    out.mkdir(exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2))
+    lines = ["| scenario | figure | value |", "|---|---|---|"]
+    for scenario, figures in results.items():
+        for name, value in figures.items():
+            lines.append(f"| {scenario} | {name} | {value} |")
+    table = "\n".join(lines)
+    (out / "bench.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
