@@ -82,6 +82,7 @@ async def open_runtime(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await recovery.stopped()
+            ledger.close()
     finally:
         await upstream.aclose()
         await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 
 import msgspec
 import pytest
@@ -12,11 +13,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.dbs import is_postgres
 from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
 from tollway.billing.recovery import Recovery
 from tollway.errors import Conflict, InsufficientCredit, InvalidRequest
-from tollway.ledger import GENESIS, Balance, Draft, Entry, Head, KeyHead, Ledger, chain
+from tollway.ledger import GENESIS, Balance, Draft, Entry, Head, KeyHead, Ledger, LedgerWriter, chain
 from tollway.ledger.chain import entry_hash
 
 from .conftest import release, reserve, settle
@@ -511,3 +513,28 @@ async def test_on_this_machine_the_kernel_decides(
         )
     assert await reaper.reap() == 1
     assert await ledger.balance(workspace.id) == Balance(100, 0)
+
+
+async def test_sqlite_transactions_run_whole_on_the_ledger_thread(
+    ledger: Ledger, accounts: AccountStore
+) -> None:
+    workspace = await accounts.create_workspace("thread")
+    seen: list[str] = []
+
+    async def work(writer: LedgerWriter) -> Entry:
+        seen.append(threading.current_thread().name)
+        return await writer.append(Draft(workspace_id=workspace.id, kind="credit", amount_nano=7))
+
+    entry = await ledger.transact(workspace.id, work)
+    assert entry.balance_nano == 7
+    if is_postgres():
+        assert seen == [threading.current_thread().name]  # asyncpg: on the event loop
+    else:
+        assert seen[0].startswith("tollway-ledger")
+
+        async def suspends(writer: LedgerWriter) -> None:
+            await asyncio.sleep(0)
+
+        with pytest.raises(RuntimeError, match="may only await the ledger writer"):
+            await ledger.transact(workspace.id, suspends)
+    assert await ledger.balance(workspace.id) == Balance(7, 0)

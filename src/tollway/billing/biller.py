@@ -23,7 +23,7 @@ from tollway.chat.request import ParsedChat
 from tollway.chat.routing import Route
 from tollway.clock import now_us
 from tollway.errors import APIError, InsufficientCredit, SpendLimitExceeded
-from tollway.ledger import Draft, Ledger, LedgerWriter, UsageRecord
+from tollway.ledger import Draft, Entry, Ledger, LedgerWriter, UsageRecord
 from tollway.money import NANOS_PER_USD, format_usd
 from tollway.pricing import Price, PriceBook, cost_nanos, worst_case_nanos
 from tollway.tokens import TokenCounter
@@ -171,19 +171,22 @@ class Biller:
             started_at=ctx.started_us,
             finished_at=now_us(),
         )
-        try:
-            async with self._ledger.write(hold.workspace_id) as writer:
-                await writer.record_usage(record)
-                entry = await writer.append(
-                    Draft(
-                        workspace_id=hold.workspace_id,
-                        kind="debit",
-                        amount_nano=-cost,
-                        hold_nano=-hold.hold_nano,
-                        key_id=hold.key_id,
-                        reservation_id=hold.request_id,
-                    )
+
+        async def debit(writer: LedgerWriter) -> Entry:
+            await writer.record_usage(record)
+            return await writer.append(
+                Draft(
+                    workspace_id=hold.workspace_id,
+                    kind="debit",
+                    amount_nano=-cost,
+                    hold_nano=-hold.hold_nano,
+                    key_id=hold.key_id,
+                    reservation_id=hold.request_id,
                 )
+            )
+
+        try:
+            entry = await self._ledger.transact(hold.workspace_id, debit)
         except IntegrityError:
             # Only possible if the reservation was already closed (released as an orphan).
             log.error("reservation %s was already closed; request not billed", hold.request_id)
@@ -193,17 +196,15 @@ class Biller:
 
     async def release(self, hold: Hold, note: str | None = None) -> None:
         """Close the reservation at no cost (the request failed or was refused)."""
+        draft = Draft(
+            workspace_id=hold.workspace_id,
+            kind="release",
+            hold_nano=-hold.hold_nano,
+            key_id=hold.key_id,
+            reservation_id=hold.request_id,
+            note=note,
+        )
         try:
-            async with self._ledger.write(hold.workspace_id) as writer:
-                await writer.append(
-                    Draft(
-                        workspace_id=hold.workspace_id,
-                        kind="release",
-                        hold_nano=-hold.hold_nano,
-                        key_id=hold.key_id,
-                        reservation_id=hold.request_id,
-                        note=note,
-                    )
-                )
+            await self._ledger.transact(hold.workspace_id, lambda writer: writer.append(draft))
         except IntegrityError:
             log.warning("reservation %s was already closed", hold.request_id)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, event
+import sqlalchemy
+from sqlalchemy import URL, Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["IMMEDIATE", "create_engine", "is_sqlite", "write_connection"]
+__all__ = ["IMMEDIATE", "create_engine", "create_sync_engine", "is_sqlite", "write_connection"]
 
 # Execution option asking SQLite for `BEGIN IMMEDIATE`: the write lock is
 # taken when the transaction starts, so check-then-write sequences cannot
@@ -30,6 +31,14 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     # No pre-ping: it would cost a round trip per checkout on the request path; connections
     # are recycled instead, and a dropped one fails its transaction, which is retried.
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+
+
+def create_sync_engine(url: URL) -> Engine:
+    """A synchronous SQLite engine with the same settings, for the ledger's database thread."""
+    engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
 
 
 async def write_connection(conn: AsyncConnection) -> AsyncConnection:
