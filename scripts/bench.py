@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,27 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from loopback import free_port, wait
 
 US = 1e6
 HI = [{"role": "user", "content": "Say hi"}]
 MODEL = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait(url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def cpu_seconds(pid: int) -> float:

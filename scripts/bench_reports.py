@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
+from loopback import free_port
 
 from tollway.accounts import AccountStore
 from tollway.db import create_engine, upgrade
@@ -87,12 +87,6 @@ async def prepare(path: Path, records: int, days: int) -> tuple[str, str]:
     await engine.dispose()
     print(f"rollup rows: {rollup_rows}", file=sys.stderr)
     return workspace.id, keys[0].secret
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def timed(client: httpx.Client, path: str, params: dict[str, str], rounds: int) -> dict[str, float]:

@@ -5,7 +5,6 @@
      └── APIError               anything a client sees, in OpenAI's error shape
           ├── InvalidRequest        400 invalid_request_error (param names the field)
           ├── AuthenticationFailed  401 invalid_api_key
-          ├── PermissionDenied      403
           ├── InsufficientCredit    402 insufficient_credit
           ├── NotFound              404 (model_not_found, not_found)
           ├── Conflict              409 (an idempotency key reused for another amount)
@@ -21,8 +20,6 @@ boundary where they occur, with ``raise … from exc``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 __all__ = [
@@ -33,7 +30,6 @@ __all__ = [
     "InsufficientCredit",
     "InvalidRequest",
     "NotFound",
-    "PermissionDenied",
     "RequestTooLarge",
     "SpendLimitExceeded",
     "TollwayError",
@@ -98,12 +94,6 @@ class AuthenticationFailed(APIError):
     code = "invalid_api_key"
 
 
-class PermissionDenied(APIError):
-    status = 403
-    type = "invalid_request_error"
-    code = "permission_denied"
-
-
 class NotFound(APIError):
     status = 404
     type = "invalid_request_error"
@@ -141,12 +131,6 @@ class UpstreamStatus(APIError):
 
     def body(self) -> bytes:
         return self.raw_body
-
-
-def describe(value: Any) -> str:
-    """A short, safe rendering of a bad value for an error message."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class InsufficientCredit(APIError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -283,8 +284,6 @@ def test_client_disconnect_bills_what_the_upstream_produced(tollway: Tollway) ->
         if found == [(1,)]:
             record = usage_row(tollway, request_id)
             break
-        import time
-
         time.sleep(0.02)
     assert record["end_state"] == "client_disconnected"
     assert record["completion_source"] == "counted"

@@ -16,7 +16,13 @@ from msgspec import Struct
 from sqlalchemy.exc import IntegrityError
 
 from tollway.auth import Principal
-from tollway.billing.bounds import media_parts, output_bound, prompt_byte_bound, template_margin
+from tollway.billing.bounds import (
+    MEDIA_PART_TOKENS,
+    media_parts,
+    output_bound,
+    prompt_byte_bound,
+    template_margin,
+)
 from tollway.billing.periods import period_start_us
 from tollway.chat.context import ChatContext, EndState
 from tollway.chat.request import ParsedChat
@@ -98,7 +104,7 @@ class Biller:
                 tools if isinstance(tools, list) else None,
             )
             count = len(messages) if isinstance(messages, list) else 0
-            tight = counted + template_margin(count) + media_parts(chat) * 8192
+            tight = counted + template_margin(count) + media_parts(chat) * MEDIA_PART_TOKENS
             if tight >= prompt:
                 raise
             return await self._reserve(principal, price, request_id, tight, output)
