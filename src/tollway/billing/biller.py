@@ -8,6 +8,7 @@ spend plus its open reservations must stay within its ceiling.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 
@@ -79,6 +80,7 @@ class Biller:
         self._prices = prices
         self._counter = counter
         self.owner = owner
+        self._background: set[asyncio.Future[None]] = set()
 
     def price(self, model: str) -> Price:
         price = self._prices.current(model, now_us())
@@ -147,8 +149,25 @@ class Biller:
                 )
             )
 
-        await self._ledger.transact(principal.workspace_id, check_and_reserve)
-        return Hold(request_id, principal.workspace_id, principal.key_id, hold, price)
+        held = Hold(request_id, principal.workspace_id, principal.key_id, hold, price)
+        # Not durable on its own: a reservation lost with the machine guarded a request that died too.
+        writing = asyncio.ensure_future(
+            self._ledger.transact(principal.workspace_id, check_and_reserve, durable=False)
+        )
+        try:
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            # The caller is gone, but the reservation may still land: close it when it does.
+            writing.add_done_callback(lambda done: self._release_landed(done, held))
+            raise
+        return held
+
+    def _release_landed(self, writing: asyncio.Future[None], hold: Hold) -> None:
+        if writing.cancelled() or writing.exception() is not None:
+            return
+        task = asyncio.ensure_future(self.release(hold, note="request cancelled while reserving"))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def settle(self, hold: Hold, ctx: ChatContext, state: EndState, usage: Usage) -> Settlement:
         """Debit the actual cost and close the reservation, with the usage record, in one transaction."""

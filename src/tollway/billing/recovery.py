@@ -26,7 +26,7 @@ from tollway.billing.liveness import host_id, process_alive
 from tollway.clock import now_us
 from tollway.db.schema import instances, ledger_entries
 from tollway.keys import new_id
-from tollway.ledger import Draft, Ledger
+from tollway.ledger import Draft, Ledger, LedgerWriter
 
 __all__ = ["Recovery"]
 
@@ -128,22 +128,24 @@ class Recovery:
             orphans = (await conn.execute(query)).all()
         released = 0
         for workspace_id, key_id, reservation_id, hold in orphans:
+            draft = Draft(
+                workspace_id=workspace_id,
+                kind="release",
+                hold_nano=-hold,
+                key_id=key_id,
+                reservation_id=reservation_id,
+                note=f"released: process {instance} died",
+            )
+
+            async def close(writer: LedgerWriter, draft: Draft = draft) -> bool:
+                _, closed = await writer.reservation(draft.reservation_id or "")
+                if closed:
+                    return False
+                await writer.append(draft)
+                return True
+
             try:
-                async with self._ledger.write(workspace_id) as writer:
-                    _, closed = await writer.reservation(reservation_id)
-                    if closed:
-                        continue
-                    await writer.append(
-                        Draft(
-                            workspace_id=workspace_id,
-                            kind="release",
-                            hold_nano=-hold,
-                            key_id=key_id,
-                            reservation_id=reservation_id,
-                            note=f"released: process {instance} died",
-                        )
-                    )
-                released += 1
+                released += await self._ledger.transact(workspace_id, close)
             except IntegrityError:
                 continue  # another reaper closed it first
         if released:

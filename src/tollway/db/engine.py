@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy
-from sqlalchemy import URL, Connection, Engine, event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["IMMEDIATE", "create_engine", "create_sync_engine", "is_sqlite", "write_connection"]
+__all__ = ["IMMEDIATE", "configure_sqlite", "create_engine", "is_sqlite", "write_connection"]
 
 # Execution option asking SQLite for `BEGIN IMMEDIATE`: the write lock is
 # taken when the transaction starts, so check-then-write sequences cannot
@@ -33,20 +32,17 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
-def create_sync_engine(url: URL) -> Engine:
-    """A synchronous SQLite engine with the same settings, for the ledger's database thread."""
-    engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
-    event.listen(engine, "connect", _sqlite_connect)
-    event.listen(engine, "begin", _sqlite_begin)
-    return engine
-
-
 async def write_connection(conn: AsyncConnection) -> AsyncConnection:
     """Mark a connection's next transaction as a writer (BEGIN IMMEDIATE on SQLite)."""
     return await conn.execution_options(**{IMMEDIATE: True})
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    configure_sqlite(dbapi_connection)
+
+
+def configure_sqlite(dbapi_connection: Any) -> None:
+    """Settings for every SQLite connection tollway opens (pooled, or the ledger thread's own)."""
     # tollway emits BEGIN itself (see _sqlite_begin); the driver must not.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()

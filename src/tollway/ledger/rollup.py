@@ -1,22 +1,18 @@
 """The daily usage rollup: one row per workspace by UTC day by model by key, summed in place.
 
 It is a derived cache of `usage_records`, written in the same transaction as
-each record and rebuildable from them; `tollway ledger verify` checks it.
+each record (`sql.ROLLUP_UPSERT`) and rebuildable from them; `tollway ledger
+verify` checks it.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Insert
-from sqlalchemy.dialects import postgresql, sqlite
-
-from tollway.db.schema import usage_daily
 from tollway.ledger.record import UsageRecord
 
-__all__ = ["SUMMED", "day_of", "rollup_upsert"]
+__all__ = ["KEY", "SUMMED", "day_of", "rollup_row"]
 
 US_PER_DAY = 86_400_000_000
+KEY = ("workspace_id", "day", "model", "key_id")
 SUMMED = (
     "calls",
     "prompt_tokens",
@@ -33,24 +29,18 @@ def day_of(us: int) -> int:
     return us // US_PER_DAY
 
 
-def rollup_upsert(dialect: str, record: UsageRecord) -> Insert:
-    values: dict[str, Any] = {
-        "workspace_id": record.workspace_id,
-        "day": day_of(record.finished_at),
-        "model": record.model,
-        "key_id": record.key_id,
-        "calls": 1,
-        "prompt_tokens": record.prompt_tokens,
-        "completion_tokens": record.completion_tokens,
-        "cached_tokens": record.cached_tokens,
-        "cache_write_tokens": record.cache_write_tokens,
-        "reasoning_tokens": record.reasoning_tokens,
-        "cost_nano": record.cost_nano,
-    }
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage_daily).values(
-        **values
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["workspace_id", "day", "model", "key_id"],
-        set_={name: usage_daily.c[name] + statement.excluded[name] for name in SUMMED},
+def rollup_row(record: UsageRecord) -> tuple[object, ...]:
+    """One record's share of its rollup row: the key, then the summed figures, in `KEY + SUMMED` order."""
+    return (
+        record.workspace_id,
+        day_of(record.finished_at),
+        record.model,
+        record.key_id,
+        1,
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.cached_tokens,
+        record.cache_write_tokens,
+        record.reasoning_tokens,
+        record.cost_nano,
     )

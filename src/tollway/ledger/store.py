@@ -3,36 +3,50 @@
 Writes for a workspace are serialised: SQLite takes its write lock at
 `BEGIN IMMEDIATE`; PostgreSQL locks the workspace's row.  Within that lock
 the writer reads the workspace's head once and chains each entry after it.
+The writer speaks plain SQL (`sql.py`) through `driver.Sql`, so the same code
+runs on the SQLite ledger thread and on an asyncpg connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import msgspec
 from msgspec import Struct
-from sqlalchemy import Engine, Executable, insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.clock import now_us
-from tollway.db.engine import IMMEDIATE, create_sync_engine, is_sqlite, write_connection
-from tollway.db.schema import ledger_entries, usage_records, workspaces
+from tollway.db.engine import is_sqlite, write_connection
+from tollway.db.schema import ledger_entries, usage_records
 from tollway.ledger.chain import Draft, Entry, Head, KeyHead, chain
+from tollway.ledger.committer import GroupCommitter
+from tollway.ledger.driver import DriverSql, Row, Sql
 from tollway.ledger.record import UsageRecord
-from tollway.ledger.rollup import rollup_upsert
+from tollway.ledger.rollup import rollup_row
+from tollway.ledger.sql import (
+    CREDIT_BY_KEY,
+    ENTRY_COLUMNS,
+    HEAD,
+    INSERT_ENTRY,
+    INSERT_USAGE,
+    KEY_HEAD,
+    KEY_SPENT_BEFORE,
+    LOCK_WORKSPACE,
+    RESERVATION_ENTRIES,
+    ROLLUP_UPSERT,
+)
 
 __all__ = ["Balance", "Ledger", "LedgerWriter", "UsageRecord", "entry_from_row"]
 
 _E = ledger_entries.c
 T = TypeVar("T")
-Execute = Callable[[Executable], Awaitable[Any]]
 
 
 class Balance(Struct, frozen=True):
@@ -61,49 +75,27 @@ def entry_from_row(row: RowMapping | Mapping[str, Any]) -> Entry:
 class LedgerWriter:
     """Appends for one workspace inside its write transaction."""
 
-    def __init__(self, execute: Execute, dialect: str, workspace_id: str) -> None:
-        self._execute = execute
-        self._dialect = dialect
+    def __init__(self, sql: Sql, workspace_id: str) -> None:
+        self._sql = sql
         self.workspace_id = workspace_id
         self._head: Head | None = None
         self._key_heads: dict[str, KeyHead] = {}
 
     async def head(self) -> Head:
         if self._head is None:
-            row = (
-                await self._execute(
-                    select(_E.ws_seq, _E.balance_nano, _E.held_nano, _E.hash)
-                    .where(_E.workspace_id == self.workspace_id)
-                    .order_by(_E.ws_seq.desc())
-                    .limit(1)
-                )
-            ).first()
+            row = await self._sql.one(HEAD, self.workspace_id)
             self._head = Head() if row is None else Head(row[0], row[1], row[2], row[3])
         return self._head
 
     async def key_head(self, key_id: str) -> KeyHead:
         if key_id not in self._key_heads:
-            row = (
-                await self._execute(
-                    select(_E.key_spent_nano, _E.key_held_nano)
-                    .where(_E.key_id == key_id)
-                    .order_by(_E.id.desc())
-                    .limit(1)
-                )
-            ).first()
+            row = await self._sql.one(KEY_HEAD, key_id)
             self._key_heads[key_id] = KeyHead() if row is None else KeyHead(row[0], row[1])
         return self._key_heads[key_id]
 
     async def key_spent_before(self, key_id: str, before_us: int) -> int:
         """The key's all-time spend as it stood at `before_us` (0 if it had no entries yet)."""
-        row = (
-            await self._execute(
-                select(_E.key_spent_nano)
-                .where(_E.key_id == key_id, _E.created_at < before_us)
-                .order_by(_E.created_at.desc(), _E.id.desc())
-                .limit(1)
-            )
-        ).first()
+        row = await self._sql.one(KEY_SPENT_BEFORE, key_id, before_us)
         return 0 if row is None else int(row[0])
 
     async def append(self, draft: Draft) -> Entry:
@@ -111,83 +103,82 @@ class LedgerWriter:
         draft = msgspec.structs.replace(draft, created_at=now_us())
         key_head = await self.key_head(draft.key_id) if draft.key_id is not None else None
         entry = chain(await self.head(), key_head, draft)
-        values = {name: getattr(entry, name) for name in Entry.__struct_fields__ if name != "id"}
-        result = await self._execute(insert(ledger_entries).values(**values))
-        entry_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        row = await self._sql.one(INSERT_ENTRY, *(getattr(entry, name) for name in ENTRY_COLUMNS))
+        assert row is not None
         self._head = entry.head()
         if draft.key_id is not None:
             self._key_heads[draft.key_id] = entry.key_head()
-        return Entry(**{**{n: getattr(entry, n) for n in Entry.__struct_fields__}, "id": entry_id})
+        return msgspec.structs.replace(entry, id=row[0])
 
     async def reservation(self, reservation_id: str) -> tuple[Entry | None, bool]:
         """The reserve entry for `reservation_id` and whether it is already settled or released."""
-        rows = (
-            (await self._execute(select(ledger_entries).where(_E.reservation_id == reservation_id)))
-            .mappings()
-            .all()
-        )
-        reserve = next((entry_from_row(r) for r in rows if r["kind"] == "reserve"), None)
-        return reserve, any(r["kind"] in ("debit", "release") for r in rows)
+        entries = [_entry(row) for row in await self._sql.all(RESERVATION_ENTRIES, reservation_id)]
+        reserve = next((e for e in entries if e.kind == "reserve"), None)
+        return reserve, any(e.kind in ("debit", "release") for e in entries)
 
     async def credit_by_key(self, idempotency_key: str) -> Entry | None:
-        row = (
-            (
-                await self._execute(
-                    select(ledger_entries).where(
-                        _E.workspace_id == self.workspace_id, _E.idempotency_key == idempotency_key
-                    )
-                )
-            )
-            .mappings()
-            .first()
-        )
-        return None if row is None else entry_from_row(row)
+        row = await self._sql.one(CREDIT_BY_KEY, self.workspace_id, idempotency_key)
+        return None if row is None else _entry(row)
 
     async def record_usage(self, record: UsageRecord) -> None:
         """The usage record, and its share of the daily rollup, in the caller's transaction."""
-        values = {name: getattr(record, name) for name in UsageRecord.__struct_fields__}
-        await self._execute(insert(usage_records).values(**values))
-        await self._execute(rollup_upsert(self._dialect, record))
+        await self._sql.run(INSERT_USAGE, *(getattr(record, name) for name in UsageRecord.__struct_fields__))
+        await self._sql.run(ROLLUP_UPSERT, *rollup_row(record))
+
+
+def _entry(row: Row) -> Entry:
+    """An entry from a row of ENTRY_COLUMNS followed by the id."""
+    return Entry(**dict(zip((*ENTRY_COLUMNS, "id"), row, strict=True)))
 
 
 class Ledger:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sqlite = is_sqlite(str(engine.url))
-        # SQLite money transactions run whole on one database thread (see _SqliteThread).
-        self._thread = _SqliteThread(engine) if self._sqlite else None
+        # SQLite money transactions run on one thread, several to a commit (see committer.py).
+        database = engine.url.database
+        self._committer = GroupCommitter(database) if self._sqlite and database else None
+
+    @property
+    def commits(self) -> int | None:
+        """Transactions the ledger thread committed so far (SQLite only)."""
+        return None if self._committer is None else self._committer.commits
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._thread.close()
+        if self._committer is not None:
+            self._committer.close()
 
     @asynccontextmanager
     async def write(self, workspace_id: str) -> AsyncIterator[LedgerWriter]:
-        """One atomic, serialised write transaction for a workspace."""
-        async with self._engine.connect() as conn:
-            await write_connection(conn)
-            async with conn.begin():
-                if not self._sqlite:
-                    # FOR NO KEY UPDATE serialises ledger writers of this workspace without
-                    # blocking foreign-key checks (e.g. creating one of its keys).
-                    await conn.execute(
-                        select(workspaces.c.id)
-                        .where(workspaces.c.id == workspace_id)
-                        .with_for_update(key_share=True)
-                    )
-                yield LedgerWriter(conn.execute, conn.dialect.name, workspace_id)
+        """One atomic, serialised write transaction for a workspace, on the event loop.
 
-    async def transact(self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]]) -> T:
+        For maintenance and tests; the request path goes through `transact`.
+        """
+        async with self._engine.connect() as conn:
+            await write_connection(conn)  # SQLite: BEGIN IMMEDIATE takes the write lock
+            async with conn.begin():
+                sql = DriverSql(conn)
+                if not self._sqlite:
+                    await sql.run(LOCK_WORKSPACE, workspace_id)
+                yield LedgerWriter(sql, workspace_id)
+
+    async def transact(
+        self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]], *, durable: bool = True
+    ) -> T:
         """Run `work` in one write transaction, again if the engine asks for a retry.
 
-        Locks are taken in one fixed order (only the workspace's), so deadlocks are not
-        expected; a serialisation failure, a deadlock report or SQLite's busy timeout still
-        gets up to three more attempts with a short random backoff.
+        `durable=False` lets SQLite commit without waiting for the disk when
+        nothing but reservations share the commit (see committer.py).  Locks are
+        taken in one fixed order (only the workspace's), so deadlocks are not
+        expected; a serialisation failure, a deadlock report or SQLite's busy
+        timeout still gets up to three more attempts with a short random backoff.
         """
         for attempt in range(4):
             try:
-                if self._thread is not None:
-                    return await self._thread.run(workspace_id, work)
+                if self._committer is not None:
+                    return await self._committer.run(
+                        lambda sql: work(LedgerWriter(sql, workspace_id)), durable=durable
+                    )
                 async with self.write(workspace_id) as writer:
                     return await work(writer)
             except DBAPIError as exc:
@@ -225,54 +216,3 @@ class Ledger:
                 .first()
             )
         return None if row is None else UsageRecord(**{n: row[n] for n in UsageRecord.__struct_fields__})
-
-
-class _SqliteThread:
-    """One thread that runs each SQLite money transaction from BEGIN to COMMIT in a single hop.
-
-    Through aiosqlite every statement is several thread hops; here a whole
-    reserve or settle is one.  The transaction body is the same coroutine the
-    async path runs: the writer's methods complete without suspending, so the
-    coroutine is driven to its end right here on the database thread.
-    """
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._url = engine.url.set(drivername="sqlite")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollway-ledger")
-        self._sync_engine: Engine | None = None
-
-    def _engine(self) -> Engine:
-        if self._sync_engine is None:
-            self._sync_engine = create_sync_engine(self._url)
-        return self._sync_engine
-
-    async def run(self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, workspace_id, work)
-
-    def _transaction(self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]]) -> T:
-        with self._engine().connect() as conn:
-            conn.execution_options(**{IMMEDIATE: True})
-            with conn.begin():
-
-                async def execute(statement: Executable) -> Any:
-                    return conn.execute(statement)
-
-                return _drive(work(LedgerWriter(execute, "sqlite", workspace_id)))
-
-    def close(self) -> None:
-        if self._sync_engine is not None:
-            self._executor.submit(self._sync_engine.dispose).result()
-        self._executor.shutdown(wait=True)
-
-
-def _drive(coroutine: Awaitable[T]) -> T:
-    """Run a coroutine that never suspends to its result, synchronously."""
-    assert isinstance(coroutine, Coroutine)
-    try:
-        coroutine.send(None)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
-    coroutine.close()
-    raise RuntimeError("a ledger transaction body may only await the ledger writer")

@@ -1,0 +1,157 @@
+"""SQLite money transactions on one thread, with group commit.
+
+Every reserve, settle, release and credit of the process is a job for one
+database thread.  The thread takes whatever jobs are waiting (up to
+`max_batch`), runs each inside its own savepoint of one `BEGIN IMMEDIATE`
+transaction, commits once, and only then answers each job's caller: a
+response is never sent before its money event is on disk, but under load one
+fsync covers many requests.  A job that fails (refused credit, a unique
+violation) rolls back its own savepoint and nothing else.
+
+Durability is chosen per commit: if every job in it is a reservation
+(`durable=False`) the commit runs with `synchronous=NORMAL` (it survives a
+crash of the process, not of the machine); any other job makes it
+`synchronous=FULL`.  A reservation lost with the machine is harmless: the
+request it guarded died too, and WAL keeps commits in order, so the chain
+stays whole and the next full commit makes every earlier one durable.
+
+A job body is the same coroutine the asynchronous path runs; on this thread
+its statements complete without suspending, so `drive` runs it to its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from queue import Empty, SimpleQueue
+from typing import Any, Generic, TypeVar
+
+from tollway.db.engine import configure_sqlite
+from tollway.ledger.driver import SqliteSql, translate
+
+__all__ = ["GroupCommitter", "drive"]
+
+T = TypeVar("T")
+Work = Callable[[SqliteSql], Awaitable[T]]
+
+
+class _Job(Generic[T]):
+    __slots__ = ("durable", "future", "loop", "work")
+
+    def __init__(self, work: Work[T], durable: bool, loop: asyncio.AbstractEventLoop) -> None:
+        self.work = work
+        self.durable = durable
+        self.loop = loop
+        self.future: asyncio.Future[T] = loop.create_future()
+
+
+def drive(coroutine: Awaitable[T]) -> T:
+    """Run a coroutine that never suspends to its result, synchronously."""
+    assert isinstance(coroutine, Coroutine)
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a ledger transaction body may only await the ledger writer")
+
+
+def _deliver(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class GroupCommitter:
+    def __init__(self, path: str, *, max_batch: int = 128) -> None:
+        self._path = path
+        self._max_batch = max_batch
+        self._queue: SimpleQueue[_Job[Any] | None] = SimpleQueue()
+        self._full: bool | None = None
+        self.commits = 0  # for tests and benchmarks: how many transactions were committed
+        self._thread = threading.Thread(target=self._serve, name="tollway-ledger", daemon=True)
+        self._started = False
+        self._lock = threading.Lock()
+
+    async def run(self, work: Work[T], *, durable: bool = True) -> T:
+        with self._lock:
+            if not self._started:
+                self._thread.start()
+                self._started = True
+        job = _Job(work, durable, asyncio.get_running_loop())
+        self._queue.put(job)
+        return await job.future
+
+    def close(self) -> None:
+        with self._lock:
+            if self._started:
+                self._queue.put(None)
+                self._thread.join()
+                self._started = False
+
+    def _serve(self) -> None:
+        connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
+        configure_sqlite(connection)
+        try:
+            while (job := self._queue.get()) is not None:
+                batch = [job]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._commit(connection, batch)
+                if stop:
+                    break
+        finally:
+            connection.close()
+
+    def _commit(self, connection: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            full = any(job.durable for job in batch)
+            if full is not self._full:
+                connection.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+                self._full = full
+            connection.execute("BEGIN IMMEDIATE")
+            sql = SqliteSql(connection)
+            alone = len(batch) == 1
+            for job in batch:
+                if not alone:
+                    connection.execute("SAVEPOINT job")
+                try:
+                    outcomes.append((True, drive(job.work(sql))))
+                except Exception as error:
+                    if not connection.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: the batch failed
+                    if not alone:
+                        connection.execute("ROLLBACK TO job")
+                    outcomes.append((False, error))
+                if not alone:
+                    connection.execute("RELEASE job")
+            if any(ok for ok, _ in outcomes):
+                connection.execute("COMMIT")
+                self.commits += 1
+            else:
+                connection.execute("ROLLBACK")
+        except Exception as error:
+            failure: Exception = translate("COMMIT", (), error) if isinstance(error, sqlite3.Error) else error
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            outcomes = [(False, failure)] * len(batch)
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            try:
+                job.loop.call_soon_threadsafe(_deliver, job.future, ok, value)
+            except RuntimeError:  # the caller's event loop is closed: nobody is waiting
+                pass

@@ -1,0 +1,84 @@
+"""Running the ledger's statements on a connection: one small interface, two implementations.
+
+`SqliteSql` wraps a plain `sqlite3` connection owned by the ledger thread; its
+methods are coroutines that never suspend, so a transaction body written
+against `Sql` runs there synchronously (see `committer.drive`).  `DriverSql`
+runs the same text through an SQLAlchemy `AsyncConnection` without compiling
+anything (PostgreSQL's request path, and maintenance on either engine).
+
+Errors keep SQLAlchemy's types (`IntegrityError`, `OperationalError`, ...) on
+both paths, so callers catch one family whatever ran the statement.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tollway.ledger.sql import Statement
+
+__all__ = ["DriverSql", "Row", "Sql", "SqliteSql", "translate"]
+
+Row = Sequence[Any]
+
+
+class Sql(Protocol):
+    async def one(self, statement: Statement, *args: Any) -> Row | None: ...
+
+    async def all(self, statement: Statement, *args: Any) -> list[Row]: ...
+
+    async def run(self, statement: Statement, *args: Any) -> None: ...
+
+
+def translate(sql: str, args: Sequence[Any], error: sqlite3.Error) -> sa_exc.DBAPIError:
+    """The SQLAlchemy exception SQLAlchemy itself would raise for this sqlite3 error."""
+    kind: type[sa_exc.DBAPIError]
+    if isinstance(error, sqlite3.IntegrityError):
+        kind = sa_exc.IntegrityError
+    elif isinstance(error, sqlite3.OperationalError):
+        kind = sa_exc.OperationalError
+    else:
+        kind = sa_exc.DBAPIError
+    return kind(sql, tuple(args), error)
+
+
+class SqliteSql:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def _cursor(self, statement: Statement, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        try:
+            return self._connection.execute(statement.sqlite, args)
+        except sqlite3.Error as error:
+            raise translate(statement.sqlite, args, error) from error
+
+    async def one(self, statement: Statement, *args: Any) -> Row | None:
+        row: Row | None = self._cursor(statement, args).fetchone()
+        return row
+
+    async def all(self, statement: Statement, *args: Any) -> list[Row]:
+        return self._cursor(statement, args).fetchall()
+
+    async def run(self, statement: Statement, *args: Any) -> None:
+        self._cursor(statement, args)
+
+
+class DriverSql:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self._dialect = connection.dialect.name
+
+    async def one(self, statement: Statement, *args: Any) -> Row | None:
+        result = await self._connection.exec_driver_sql(statement.text(self._dialect), args)
+        return result.first()
+
+    async def all(self, statement: Statement, *args: Any) -> list[Row]:
+        result = await self._connection.exec_driver_sql(statement.text(self._dialect), args)
+        return list(result.all())
+
+    async def run(self, statement: Statement, *args: Any) -> None:
+        await self._connection.exec_driver_sql(statement.text(self._dialect), args)

@@ -1,0 +1,200 @@
+"""Group commit on the SQLite ledger thread: batching, isolation of a failing job, durability
+modes, and a caller that goes away mid-write.  Always SQLite: the committer is SQLite's path."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollway.accounts import AccountStore
+from tollway.auth import Principal
+from tollway.billing.biller import Biller
+from tollway.billing.credits import credit
+from tollway.chat.request import parse_chat_request
+from tollway.chat.routing import Router
+from tollway.config import load_settings
+from tollway.db import create_engine, upgrade
+from tollway.errors import InsufficientCredit
+from tollway.ledger import Balance, Draft, Entry, Ledger, LedgerWriter
+from tollway.ledger.committer import GroupCommitter
+from tollway.ledger.driver import Sql
+from tollway.ledger.sql import Statement
+from tollway.ledger.verify import verify_ledger
+from tollway.tokens import TokenCounter
+
+from .conftest import sqlite_url
+
+
+@pytest.fixture(name="sqlite_engine")
+async def fixture_sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(sqlite_url(tmp_path / "committer.db"))
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(name="sqlite_ledger")
+def fixture_sqlite_ledger(sqlite_engine: AsyncEngine) -> Ledger:
+    return Ledger(sqlite_engine)
+
+
+async def _hold_thread(ledger: Ledger) -> tuple[threading.Event, asyncio.Future[None]]:
+    """Occupy the ledger thread with a job that blocks until the returned event is set.
+
+    Jobs submitted meanwhile queue up behind it and are taken as one batch.
+    """
+    entered, gate = threading.Event(), threading.Event()
+
+    async def blocker(writer: LedgerWriter) -> None:
+        entered.set()
+        assert gate.wait(10)
+
+    blocked = asyncio.ensure_future(ledger.transact("ws_none", blocker))
+    assert await asyncio.to_thread(entered.wait, 10)
+    return gate, blocked
+
+
+async def test_waiting_jobs_share_one_commit(sqlite_ledger: Ledger, sqlite_engine: AsyncEngine) -> None:
+    ws = (await AccountStore(sqlite_engine).create_workspace("batch")).id
+    await credit(sqlite_ledger, ws, 1_000, None, None)
+    before = sqlite_ledger.commits
+    assert before == 1
+    gate, blocked = await _hold_thread(sqlite_ledger)
+
+    async def add(writer: LedgerWriter, n: int) -> Entry:
+        return await writer.append(Draft(workspace_id=ws, kind="credit", amount_nano=n))
+
+    jobs = [asyncio.ensure_future(sqlite_ledger.transact(ws, lambda w, n=n: add(w, n))) for n in range(1, 21)]
+    await asyncio.sleep(0.02)
+    gate.set()
+    entries = await asyncio.gather(*jobs)
+    await blocked
+    # One commit for the blocker's (empty) transaction, one for all twenty.
+    assert sqlite_ledger.commits == before + 2
+    assert [e.ws_seq for e in entries] == list(range(2, 22))
+    assert [e.balance_nano for e in entries] == [1_000 + n * (n + 1) // 2 for n in range(1, 21)]
+    assert await sqlite_ledger.balance(ws) == Balance(1_210, 0)
+    report = await verify_ledger(sqlite_engine)
+    assert report.ok, report
+
+
+async def test_a_failing_job_takes_nothing_else_down(
+    sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
+) -> None:
+    accounts = AccountStore(sqlite_engine)
+    ws = (await accounts.create_workspace("isolation")).id
+    key = (await accounts.create_key(ws, "k", None, "total")).key.id
+    await credit(sqlite_ledger, ws, 100, None, None)
+    gate, blocked = await _hold_thread(sqlite_ledger)
+
+    async def reserve(writer: LedgerWriter, rid: str, hold: int) -> Entry:
+        head = await writer.head()
+        if hold > head.available_nano:
+            raise InsufficientCredit(f"needs {hold}, available {head.available_nano}")
+        return await writer.append(
+            Draft(workspace_id=ws, kind="reserve", hold_nano=hold, key_id=key, reservation_id=rid)
+        )
+
+    plan = [("req_a", 30), ("req_a", 5), ("req_b", 500), ("req_c", 60), ("req_d", 20)]
+    jobs = [
+        asyncio.ensure_future(
+            sqlite_ledger.transact(ws, lambda w, r=rid, h=hold: reserve(w, r, h), durable=False)
+        )
+        for rid, hold in plan
+    ]
+    await asyncio.sleep(0.02)
+    gate.set()
+    outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+    await blocked
+    assert isinstance(outcomes[0], Entry) and outcomes[0].held_nano == 30
+    assert isinstance(outcomes[1], IntegrityError)  # the same reservation id twice
+    assert isinstance(outcomes[2], InsufficientCredit)  # 500 > 70 available
+    assert isinstance(outcomes[3], Entry) and outcomes[3].held_nano == 90
+    assert isinstance(outcomes[4], InsufficientCredit)  # 20 > 10 available after req_c
+    assert await sqlite_ledger.balance(ws) == Balance(100, 90)
+    entries = await sqlite_ledger.entries(ws, limit=10)
+    assert [(e.ws_seq, e.reservation_id) for e in entries] == [(3, "req_c"), (2, "req_a"), (1, None)]
+    assert (await verify_ledger(sqlite_engine)).ok
+
+
+async def test_reservations_alone_commit_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    engine = create_engine(sqlite_url(tmp_path / "sync.db"))
+    await upgrade(engine)
+    committer = GroupCommitter(str(tmp_path / "sync.db"))
+    pragma = Statement(postgresql="", sqlite="PRAGMA synchronous")
+
+    async def level(sql: Sql) -> int:
+        row = await sql.one(pragma)
+        assert row is not None
+        return int(row[0])
+
+    try:
+        assert await committer.run(level, durable=False) == 1  # NORMAL
+        assert await committer.run(level) == 2  # FULL
+        assert await committer.run(level, durable=False) == 1
+    finally:
+        committer.close()
+        await engine.dispose()
+
+
+async def test_a_cancelled_caller_does_not_stop_its_commit(
+    sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
+) -> None:
+    ws = (await AccountStore(sqlite_engine).create_workspace("cancel")).id
+    gate, blocked = await _hold_thread(sqlite_ledger)
+
+    async def add(writer: LedgerWriter) -> Entry:
+        return await writer.append(Draft(workspace_id=ws, kind="credit", amount_nano=9))
+
+    job = asyncio.ensure_future(sqlite_ledger.transact(ws, add))
+    await asyncio.sleep(0.01)
+    job.cancel()
+    gate.set()
+    await blocked
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    await sqlite_ledger.transact(ws, lambda writer: writer.head())  # the thread is still serving
+    assert await sqlite_ledger.balance(ws) == Balance(9, 0)
+
+
+async def test_a_reservation_whose_caller_left_is_released(
+    sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
+) -> None:
+    """A request cancelled while its reservation is being written leaves no hold behind."""
+    accounts = AccountStore(sqlite_engine)
+    ws = (await accounts.create_workspace("gone")).id
+    key = (await accounts.create_key(ws, "k", None, "total")).key.id
+    await credit(sqlite_ledger, ws, 10**12, None, None)
+    settings = load_settings(None, environ={})
+    biller = Biller(sqlite_ledger, settings.prices, TokenCounter(()), "inst_test")
+    route = Router(settings).resolve("demo")
+    principal = Principal(
+        key_id=key, key_name="k", workspace_id=ws, spend_limit_nano=None, spend_limit_period="total"
+    )
+    chat = parse_chat_request(b'{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}')
+    gate, blocked = await _hold_thread(sqlite_ledger)
+    reserving = asyncio.ensure_future(biller.reserve(principal, route, chat, "req_gone"))
+    await asyncio.sleep(0.01)
+    reserving.cancel()
+    gate.set()
+    await blocked
+    with pytest.raises(asyncio.CancelledError):
+        await reserving
+    for _ in range(500):
+        entries = await sqlite_ledger.entries(ws, limit=10)
+        if entries[0].kind == "release":
+            break
+        await asyncio.sleep(0.01)
+    assert [(e.kind, e.reservation_id) for e in entries] == [
+        ("release", "req_gone"),
+        ("reserve", "req_gone"),
+        ("credit", None),
+    ]
+    assert entries[0].note == "request cancelled while reserving"
+    assert await sqlite_ledger.balance(ws) == Balance(10**12, 0)
