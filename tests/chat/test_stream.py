@@ -271,3 +271,40 @@ async def test_tool_calls_and_reasoning_are_counted(counter: TokenCounter) -> No
 async def test_non_json_payloads_are_relayed_untouched(counter: TokenCounter, garbage: bytes) -> None:
     out, _ = await relay(counter, [garbage, chunk(" Hi"), chunk(finish="stop")])
     assert events(out)[0] == garbage.rstrip(b"\n")
+
+
+async def _relay_body(counter: TokenCounter, body: AsyncIterator[bytes]) -> tuple[list[bytes], Recorder]:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        recorder = Recorder()
+        relay_out = relay_stream(context(), response, counter, Scrubber([]), recorder)
+        return [piece async for piece in relay_out], recorder
+
+
+async def test_the_body_after_done_is_read_to_its_end(counter: TokenCounter) -> None:
+    """Reading the upstream's body to its end lets its connection go back to the pool."""
+    read_to_end = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield chunk(" Hi") + chunk(finish="stop") + b"data: [DONE]\n\n"
+        yield b": trailing comment\n\n"
+        read_to_end.set()
+
+    out, recorder = await _relay_body(counter, body())
+    assert read_to_end.is_set()
+    assert recorder.calls[0][0] == "completed"
+    assert events(out)[-1] == b"data: [DONE]"
+    assert b"trailing" not in b"".join(out)
+
+
+async def test_an_upstream_silent_after_done_is_not_waited_for(counter: TokenCounter) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield chunk(" Hi") + b"data: [DONE]\n\n"
+        await asyncio.sleep(30)  # never ends its body (idle timeout: 5 s)
+        yield b""
+
+    out, recorder = await asyncio.wait_for(_relay_body(counter, body()), 2)
+    assert recorder.calls[0][0] == "completed"
+    assert final_usage(out)["completion_tokens"] == 1
+    assert events(out)[-1] == b"data: [DONE]"

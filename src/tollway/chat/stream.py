@@ -12,6 +12,7 @@ End states (see the README):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,9 @@ OnEnd = Callable[[ChatContext, EndState, Usage], Awaitable[Decimal | None]]
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 _DONE = b"data: [DONE]\n\n"
+# After [DONE], how long to wait for the end of the upstream's body.  Reading it
+# to its end returns the connection to the pool; cutting it costs a new one.
+DRAIN_SECONDS = 0.05
 
 
 def _relay(events: list[SSEEvent], meter: StreamMeter) -> tuple[bytes, bool]:
@@ -59,17 +63,19 @@ async def relay_stream(
     meter = StreamMeter()
     parser = SSEParser()
     state: EndState = "client_disconnected"
+    chunks = chunks_with_idle_timeout(response, ctx.upstream.idle_timeout)
     try:
         # The caller takes this first, empty item to start the generator, so that
         # the `finally` below is guaranteed to run (a never-started generator skips it).
         yield b""
         try:
             done = False
-            async for raw in chunks_with_idle_timeout(response, ctx.upstream.idle_timeout):
+            async for raw in chunks:
                 out, done = _relay(parser.feed(raw), meter)
                 if out:
                     yield out
                 if done:
+                    await _drain(chunks)
                     break
             if not done:
                 out, done = _relay(parser.close(), meter)
@@ -92,6 +98,16 @@ async def relay_stream(
     cost = await on_end(ctx, state, usage)
     yield _usage_chunk(meter, usage, cost)
     yield _DONE if state == "completed" else _error_event(state, meter, scrub)
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read the rest of a finished body (normally just its end), so its connection is reused."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass
 
 
 async def _usage(ctx: ChatContext, counter: TokenCounter, meter: StreamMeter) -> Usage:
