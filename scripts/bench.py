@@ -1,14 +1,17 @@
 """tollway's benchmark: every scenario direct-to-mock and through tollway, interleaved in rounds.
 
-    scripts/bench [--rounds 5] [--quick] [--out bench-results] [--postgres URL]
+    scripts/bench [--rounds 5] [--quick] [--out bench-results] [--postgres URL | --no-postgres]
 
 Starts `tollway mock-upstream` and `tollway serve` (billing on, SQLite in a
 temporary folder) as separate processes on loopback and drives them from
 this process. Each round measures the mock directly and then tollway in
 front of it, so both see the same machine state; the report gives the
 median over rounds of each figure and of the difference (tollway - direct).
-Writes bench-results/bench.json and bench-results/bench.md and prints the
-markdown table.
+Then it times reserve + settle with 1,000 and 1,000,000 prior ledger entries
+in the workspace (`bench_ledger.py`), on SQLite and, given `--postgres` (the
+`scripts/bench` wrapper starts a throwaway server when PostgreSQL is
+installed), on PostgreSQL.  Writes bench-results/bench.json and
+bench-results/bench.md and prints the markdown table.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import bench_ledger
 import httpx
 from loopback import free_port, wait
 
@@ -186,6 +190,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
     parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--postgres", help="admin URL of a PostgreSQL server for the ledger-growth rows")
+    parser.add_argument("--no-postgres", action="store_true", help="(read by scripts/bench)")
     args = parser.parse_args()
     n_latency, n_stream, seconds, n_open = (100, 10, 2.0, 200) if args.quick else (400, 40, 5.0, 1000)
 
@@ -303,6 +309,17 @@ def main() -> None:
         mock.terminate()
         server.wait()
         mock.wait()
+
+    priors = [1_000, 100_000] if args.quick else [1_000, 1_000_000]
+    growth = asyncio.run(bench_ledger.run(500 if args.quick else 2000, priors, args.postgres))
+    for engine, rows in growth.items():
+        small, large = rows[0], rows[-1]
+        results[f"reserve + settle, {engine}"] = {
+            f"p50_ms_at_{small['prior_entries']}_prior": small["both_p50_ms"],
+            f"p50_ms_at_{large['prior_entries']}_prior": large["both_p50_ms"],
+            "ratio": round(large["both_p50_ms"] / small["both_p50_ms"], 2),
+            f"p99_ms_at_{large['prior_entries']}_prior": large["both_p99_ms"],
+        }
 
     report = {
         "machine": {
