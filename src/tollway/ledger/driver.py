@@ -2,9 +2,11 @@
 
 `SqliteSql` wraps a plain `sqlite3` connection owned by the ledger thread; its
 methods are coroutines that never suspend, so a transaction body written
-against `Sql` runs there synchronously (see `committer.drive`).  `DriverSql`
-runs the same text through an SQLAlchemy `AsyncConnection` without compiling
-anything (PostgreSQL's request path, and maintenance on either engine).
+against `Sql` runs there synchronously (see `committer.drive`).
+`AsyncpgSql` wraps the asyncpg connection under a pooled SQLAlchemy
+connection (PostgreSQL's request path: asyncpg prepares each statement once
+per connection).  `DriverSql` runs the same text through an SQLAlchemy
+`AsyncConnection` without compiling anything (maintenance, either engine).
 
 Errors keep SQLAlchemy's types (`IntegrityError`, `OperationalError`, ...) on
 both paths, so callers catch one family whatever ran the statement.
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tollway.ledger.sql import Statement
 
-__all__ = ["DriverSql", "Row", "Sql", "SqliteSql", "translate"]
+__all__ = ["AsyncpgSql", "DriverSql", "Row", "Sql", "SqliteSql", "pg_translate", "translate"]
 
 Row = Sequence[Any]
 
@@ -44,6 +46,15 @@ def translate(sql: str, args: Sequence[Any], error: sqlite3.Error) -> sa_exc.DBA
     else:
         kind = sa_exc.DBAPIError
     return kind(sql, tuple(args), error)
+
+
+def pg_translate(sql: str, args: Sequence[Any], error: Exception) -> sa_exc.DBAPIError:
+    """The SQLAlchemy exception for an asyncpg error (its `sqlstate` stays readable on `.orig`)."""
+    import asyncpg
+
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return sa_exc.IntegrityError(sql, tuple(args), error)
+    return sa_exc.DBAPIError(sql, tuple(args), error)
 
 
 class SqliteSql:
@@ -82,3 +93,36 @@ class DriverSql:
 
     async def run(self, statement: Statement, *args: Any) -> None:
         await self._connection.exec_driver_sql(statement.text(self._dialect), args)
+
+
+class AsyncpgSql:
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection  # asyncpg.Connection
+
+    async def one(self, statement: Statement, *args: Any) -> Row | None:
+        try:
+            row: Row | None = await self._connection.fetchrow(statement.postgresql, *args)
+        except Exception as error:
+            raise _pg_error(statement, args, error) from error
+        return row
+
+    async def all(self, statement: Statement, *args: Any) -> list[Row]:
+        try:
+            rows: list[Row] = await self._connection.fetch(statement.postgresql, *args)
+        except Exception as error:
+            raise _pg_error(statement, args, error) from error
+        return rows
+
+    async def run(self, statement: Statement, *args: Any) -> None:
+        try:
+            await self._connection.execute(statement.postgresql, *args)
+        except Exception as error:
+            raise _pg_error(statement, args, error) from error
+
+
+def _pg_error(statement: Statement, args: tuple[Any, ...], error: Exception) -> Exception:
+    import asyncpg
+
+    if isinstance(error, asyncpg.PostgresError):
+        return pg_translate(statement.postgresql, args, error)
+    return error

@@ -27,7 +27,7 @@ from tollway.db.engine import is_sqlite, write_connection
 from tollway.db.schema import ledger_entries, usage_records
 from tollway.ledger.chain import Draft, Entry, Head, KeyHead, chain
 from tollway.ledger.committer import GroupCommitter
-from tollway.ledger.driver import DriverSql, Row, Sql
+from tollway.ledger.driver import AsyncpgSql, DriverSql, Row, Sql, pg_translate
 from tollway.ledger.record import UsageRecord
 from tollway.ledger.rollup import rollup_row
 from tollway.ledger.sql import (
@@ -179,13 +179,27 @@ class Ledger:
                     return await self._committer.run(
                         lambda sql: work(LedgerWriter(sql, workspace_id)), durable=durable
                     )
-                async with self.write(workspace_id) as writer:
-                    return await work(writer)
+                return await self._pg_transact(workspace_id, work)
             except DBAPIError as exc:
                 if attempt == 3 or not _transient(exc):
                     raise
                 await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
+
+    async def _pg_transact(self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]]) -> T:
+        """One transaction straight on the pooled connection's asyncpg driver."""
+        import asyncpg
+
+        async with self._engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                async with driver.transaction():
+                    sql = AsyncpgSql(driver)
+                    await sql.run(LOCK_WORKSPACE, workspace_id)
+                    return await work(LedgerWriter(sql, workspace_id))
+            except asyncpg.PostgresError as error:  # raised by COMMIT itself
+                raise pg_translate("COMMIT", (), error) from error
 
     async def balance(self, workspace_id: str) -> Balance:
         async with self._engine.connect() as conn:
