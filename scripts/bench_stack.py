@@ -2,6 +2,8 @@
 
     python scripts/bench_stack.py [--quick] [--rounds N] [--only client|server] [--out bench-results]
 
+Needs the alternatives installed: pip install -e '.[test,bench]'.
+
 Client (tollway -> upstream): each variant runs alone in its own process
 (uvloop on) against a real `tollway mock-upstream` and forwards requests the
 way `tollway.upstream.client` does (one pooled client, a deadline around
