@@ -239,3 +239,47 @@ async def test_an_aiohttp_body_breaking_off_raises_an_httpx_error() -> None:
         await collect(chunks_with_idle_timeout(response, 5.0), [])
     await response.aclose()
     assert answer.ended == "closed"
+
+
+async def test_a_slow_reader_never_times_the_upstream_out() -> None:
+    """Only waiting on the upstream counts: the relay's own pauses (a slow client) do not."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for n in range(3):
+            yield b"data: %d\n\n" % n
+
+    async with opened(lambda request: httpx.Response(200, content=body()), stream=True) as response:
+        chunks = []
+        async for chunk in chunks_with_idle_timeout(response, 0.05):
+            chunks.append(chunk)
+            await asyncio.sleep(0.12)  # longer than the idle timeout, between reads
+    assert chunks == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n"]
+
+
+async def test_a_cancelled_reader_is_cancelled_not_timed_out() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+        await asyncio.sleep(30)
+        yield b"never"
+
+    async with opened(lambda request: httpx.Response(200, content=body()), stream=True) as response:
+        reading = asyncio.ensure_future(collect(chunks_with_idle_timeout(response, 0.2), []))
+        await asyncio.sleep(0.05)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        await asyncio.sleep(0.3)  # the idle timer must not fire into anything afterwards
+
+
+async def test_the_idle_timer_restarts_with_each_wait() -> None:
+    """Gaps each shorter than the idle timeout never add up to one."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for n in range(6):
+            await asyncio.sleep(0.03)
+            yield b"data: %d\n\n" % n
+
+    async with opened(lambda request: httpx.Response(200, content=body()), stream=True) as response:
+        chunks: list[bytes] = []
+        await collect(chunks_with_idle_timeout(response, 0.08), chunks)
+    assert len(chunks) == 6

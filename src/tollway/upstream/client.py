@@ -84,7 +84,9 @@ class UpstreamClient:
         response: httpx.Response | None = None
         try:
             async with asyncio.timeout(upstream.first_byte_timeout):
-                response = await self._send(url, body, self._headers[upstream.name], upstream.connect_timeout)
+                response = await self._send(
+                    url, body, self._headers[upstream.name], upstream.connect_timeout, stream=stream
+                )
                 if response.status_code >= 400:
                     raise await self._status_error(response)
                 if not stream:
@@ -128,15 +130,72 @@ class UpstreamClient:
 
 
 async def chunks_with_idle_timeout(response: httpx.Response, idle: float) -> AsyncIterator[bytes]:
-    """The response body as it arrives; `TimeoutError` if the upstream goes quiet for `idle` s."""
+    """The response body as it arrives; `TimeoutError` if the upstream goes quiet for `idle` s.
+
+    Only time spent waiting on the upstream counts: a slow client (the relay
+    blocked on sending) never times the upstream out.  One lazy timer per
+    stream (`_IdleWatch`) replaces an `asyncio.timeout` per chunk, which cost
+    about 8 µs of CPU per chunk on the benchmark machine.
+    """
     iterator = response.aiter_bytes().__aiter__()
-    while True:
-        try:
-            async with asyncio.timeout(idle):
+    watch = _IdleWatch(idle)
+    try:
+        while True:
+            watch.waiting()
+            try:
                 chunk = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        yield chunk
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if watch.fired and watch.task.uncancel() == 0:
+                    raise TimeoutError(f"no data from the upstream for {idle:g} s") from None
+                raise
+            finally:
+                watch.since = None
+            yield chunk
+    finally:
+        watch.stop()
+
+
+class _IdleWatch:
+    """Cancels the reading task once it has waited `idle` s for one piece of the body.
+
+    The timer is re-armed only when it fires early, not on every chunk: a chunk
+    costs two attribute writes and a clock read.
+    """
+
+    __slots__ = ("fired", "handle", "idle", "loop", "since", "task")
+
+    def __init__(self, idle: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.idle = idle
+        self.since: float | None = None  # when the current wait began; None while not waiting
+        self.fired = False
+        self.handle: asyncio.TimerHandle | None = None
+
+    def waiting(self) -> None:
+        self.since = now = self.loop.time()
+        if self.handle is None:
+            self.handle = self.loop.call_at(now + self.idle, self._check)
+
+    def _check(self) -> None:
+        self.handle = None
+        if self.since is None:
+            return  # not waiting on the upstream now; the next wait re-arms
+        due = self.since + self.idle
+        if self.loop.time() >= due:
+            self.fired = True
+            self.task.cancel()
+        else:
+            self.handle = self.loop.call_at(due, self._check)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
 
 
 # Backends: POST `body` to `url`, return the open response or raise an `httpx.HTTPError`.
@@ -157,7 +216,7 @@ class _HttpxBackend:
         )
 
     async def __call__(
-        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float
+        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float, *, stream: bool
     ) -> httpx.Response:
         timeout = httpx.Timeout(
             connect=connect_timeout, read=None, write=connect_timeout, pool=connect_timeout
@@ -199,7 +258,7 @@ class _AiohttpBackend:
         return self._proxies[url]
 
     async def __call__(
-        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float
+        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float, *, stream: bool
     ) -> httpx.Response:
         if self._session is None:
             self._session = self._open_session()
@@ -218,6 +277,14 @@ class _AiohttpBackend:
                 proxy=proxy,
                 proxy_auth=proxy_auth,
             )
+            if not stream and answer.status < 400:
+                # Read whole by aiohttp itself: no per-piece trip through httpx's stream layers.
+                try:
+                    content = await answer.read()
+                except BaseException:
+                    answer.close()
+                    raise
+                return httpx.Response(answer.status, headers=answer.raw_headers, content=content)
         except aiohttp.ClientError as exc:
             raise _translate(exc) from exc
         return httpx.Response(answer.status, headers=answer.raw_headers, stream=_AiohttpBody(answer))
