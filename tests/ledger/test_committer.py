@@ -13,12 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.accounts import AccountStore
-from tollway.auth import Principal
-from tollway.billing.biller import Biller
 from tollway.billing.credits import credit
-from tollway.chat.request import parse_chat_request
-from tollway.chat.routing import Router
-from tollway.config import load_settings
 from tollway.db import create_engine, upgrade
 from tollway.errors import InsufficientCredit
 from tollway.ledger import Balance, Draft, Entry, Ledger, LedgerWriter
@@ -26,7 +21,6 @@ from tollway.ledger.committer import GroupCommitter
 from tollway.ledger.driver import Sql
 from tollway.ledger.sql import Statement
 from tollway.ledger.verify import verify_ledger
-from tollway.tokens import TokenCounter
 
 from .conftest import sqlite_url
 
@@ -161,40 +155,3 @@ async def test_a_cancelled_caller_does_not_stop_its_commit(
         await job
     await sqlite_ledger.transact(ws, lambda writer: writer.head())  # the thread is still serving
     assert await sqlite_ledger.balance(ws) == Balance(9, 0)
-
-
-async def test_a_reservation_whose_caller_left_is_released(
-    sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
-) -> None:
-    """A request cancelled while its reservation is being written leaves no hold behind."""
-    accounts = AccountStore(sqlite_engine)
-    ws = (await accounts.create_workspace("gone")).id
-    key = (await accounts.create_key(ws, "k", None, "total")).key.id
-    await credit(sqlite_ledger, ws, 10**12, None, None)
-    settings = load_settings(None, environ={})
-    biller = Biller(sqlite_ledger, settings.prices, TokenCounter(()), "inst_test")
-    route = Router(settings).resolve("demo")
-    principal = Principal(
-        key_id=key, key_name="k", workspace_id=ws, spend_limit_nano=None, spend_limit_period="total"
-    )
-    chat = parse_chat_request(b'{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}')
-    gate, blocked = await _hold_thread(sqlite_ledger)
-    reserving = asyncio.ensure_future(biller.reserve(principal, route, chat, "req_gone"))
-    await asyncio.sleep(0.01)
-    reserving.cancel()
-    gate.set()
-    await blocked
-    with pytest.raises(asyncio.CancelledError):
-        await reserving
-    for _ in range(500):
-        entries = await sqlite_ledger.entries(ws, limit=10)
-        if entries[0].kind == "release":
-            break
-        await asyncio.sleep(0.01)
-    assert [(e.kind, e.reservation_id) for e in entries] == [
-        ("release", "req_gone"),
-        ("reserve", "req_gone"),
-        ("credit", None),
-    ]
-    assert entries[0].note == "request cancelled while reserving"
-    assert await sqlite_ledger.balance(ws) == Balance(10**12, 0)

@@ -151,20 +151,16 @@ class Biller:
 
         held = Hold(request_id, principal.workspace_id, principal.key_id, hold, price)
         # Not durable on its own: a reservation lost with the machine guarded a request that died too.
-        writing = asyncio.ensure_future(
-            self._ledger.transact(principal.workspace_id, check_and_reserve, durable=False)
+        # If the caller is gone before it lands, it is released as soon as it does.
+        await self._ledger.transact(
+            principal.workspace_id,
+            check_and_reserve,
+            durable=False,
+            abandoned=lambda _: self._release_later(held),
         )
-        try:
-            await asyncio.shield(writing)
-        except asyncio.CancelledError:
-            # The caller is gone, but the reservation may still land: close it when it does.
-            writing.add_done_callback(lambda done: self._release_landed(done, held))
-            raise
         return held
 
-    def _release_landed(self, writing: asyncio.Future[None], hold: Hold) -> None:
-        if writing.cancelled() or writing.exception() is not None:
-            return
+    def _release_later(self, hold: Hold) -> None:
         task = asyncio.ensure_future(self.release(hold, note="request cancelled while reserving"))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -38,13 +38,30 @@ Work = Callable[[SqliteSql], Awaitable[T]]
 
 
 class _Job(Generic[T]):
-    __slots__ = ("durable", "future", "loop", "work")
+    __slots__ = ("abandoned", "durable", "future", "loop", "work")
 
-    def __init__(self, work: Work[T], durable: bool, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        work: Work[T],
+        durable: bool,
+        loop: asyncio.AbstractEventLoop,
+        abandoned: Callable[[T], None] | None,
+    ) -> None:
         self.work = work
         self.durable = durable
         self.loop = loop
+        self.abandoned = abandoned
         self.future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(self, ok: bool, value: Any) -> None:
+        """On the caller's event loop: answer the caller, or tell `abandoned` what landed without it."""
+        if self.future.cancelled():
+            if ok and self.abandoned is not None:
+                self.abandoned(value)
+        elif ok:
+            self.future.set_result(value)
+        else:
+            self.future.set_exception(value)
 
 
 def drive(coroutine: Awaitable[T]) -> T:
@@ -59,15 +76,6 @@ def drive(coroutine: Awaitable[T]) -> T:
     raise RuntimeError("a ledger transaction body may only await the ledger writer")
 
 
-def _deliver(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
-
-
 class GroupCommitter:
     def __init__(self, path: str, *, max_batch: int = 128) -> None:
         self._path = path
@@ -79,12 +87,17 @@ class GroupCommitter:
         self._started = False
         self._lock = threading.Lock()
 
-    async def run(self, work: Work[T], *, durable: bool = True) -> T:
-        with self._lock:
-            if not self._started:
-                self._thread.start()
-                self._started = True
-        job = _Job(work, durable, asyncio.get_running_loop())
+    async def run(
+        self, work: Work[T], *, durable: bool = True, abandoned: Callable[[T], None] | None = None
+    ) -> T:
+        """Run `work` in the next commit.  If the caller is cancelled meanwhile, the work still
+        runs; when it succeeds, `abandoned` gets its result (on the caller's loop)."""
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    self._thread.start()
+                    self._started = True
+        job = _Job(work, durable, asyncio.get_running_loop(), abandoned)
         self._queue.put(job)
         return await job.future
 
@@ -152,6 +165,6 @@ class GroupCommitter:
             outcomes = [(False, failure)] * len(batch)
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             try:
-                job.loop.call_soon_threadsafe(_deliver, job.future, ok, value)
+                job.loop.call_soon_threadsafe(job.deliver, ok, value)
             except RuntimeError:  # the caller's event loop is closed: nobody is waiting
                 pass

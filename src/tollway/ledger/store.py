@@ -163,23 +163,46 @@ class Ledger:
                 yield LedgerWriter(sql, workspace_id)
 
     async def transact(
-        self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]], *, durable: bool = True
+        self,
+        workspace_id: str,
+        work: Callable[[LedgerWriter], Awaitable[T]],
+        *,
+        durable: bool = True,
+        abandoned: Callable[[T], None] | None = None,
     ) -> T:
         """Run `work` in one write transaction, again if the engine asks for a retry.
 
         `durable=False` lets SQLite commit without waiting for the disk when
-        nothing but reservations share the commit (see committer.py).  Locks are
-        taken in one fixed order (only the workspace's), so deadlocks are not
-        expected; a serialisation failure, a deadlock report or SQLite's busy
-        timeout still gets up to three more attempts with a short random backoff.
+        nothing but reservations share the commit (see committer.py).  If the
+        caller is cancelled while the transaction is under way and it still
+        commits, `abandoned` receives its result, so the caller's cleanup can
+        undo what it can no longer see.  Locks are taken in one fixed order
+        (only the workspace's), so deadlocks are not expected; a serialisation
+        failure, a deadlock report or SQLite's busy timeout still gets up to
+        three more attempts with a short random backoff.
         """
         for attempt in range(4):
             try:
                 if self._committer is not None:
                     return await self._committer.run(
-                        lambda sql: work(LedgerWriter(sql, workspace_id)), durable=durable
+                        lambda sql: work(LedgerWriter(sql, workspace_id)),
+                        durable=durable,
+                        abandoned=abandoned,
                     )
-                return await self._pg_transact(workspace_id, work)
+                if abandoned is None:
+                    return await self._pg_transact(workspace_id, work)
+                running = asyncio.ensure_future(self._pg_transact(workspace_id, work))
+                try:
+                    return await asyncio.shield(running)
+                except asyncio.CancelledError:
+                    running.add_done_callback(
+                        lambda done: (
+                            abandoned(done.result())
+                            if not done.cancelled() and done.exception() is None
+                            else None
+                        )
+                    )
+                    raise
             except DBAPIError as exc:
                 if attempt == 3 or not _transient(exc):
                     raise
