@@ -22,6 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import httpx
 from loopback import free_port, wait
 
@@ -36,22 +37,28 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 async def drive(url: str, key: str, seconds: float, concurrency: int) -> tuple[int, int]:
-    body = {"model": "bench", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 16}
+    body = json.dumps(
+        {"model": "bench", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 16}
+    ).encode()
     done = errors = 0
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=url, limits=limits, timeout=30, headers={"authorization": f"Bearer {key}"}
+    # aiohttp as the load generator: httpx costs ~3.6 ms of CPU per request at c=32 here.
+    async with aiohttp.ClientSession(
+        base_url=url,
+        connector=aiohttp.TCPConnector(limit=concurrency),
+        timeout=aiohttp.ClientTimeout(total=30),
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
     ) as client:
 
         async def worker() -> None:
             nonlocal done, errors
             while time.perf_counter() < deadline:
-                response = await client.post("/v1/chat/completions", json=body)
-                if response.status_code == 200:
-                    done += 1
-                else:
-                    errors += 1
+                async with client.post("/v1/chat/completions", data=body) as response:
+                    await response.read()
+                    if response.status == 200:
+                        done += 1
+                    else:
+                        errors += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return done, errors
