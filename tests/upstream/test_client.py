@@ -275,11 +275,11 @@ async def test_the_idle_timer_restarts_with_each_wait() -> None:
     """Gaps each shorter than the idle timeout never add up to one."""
 
     async def body() -> AsyncIterator[bytes]:
-        for n in range(6):
-            await asyncio.sleep(0.03)
+        for n in range(12):
+            await asyncio.sleep(0.02)
             yield b"data: %d\n\n" % n
 
     async with opened(lambda request: httpx.Response(200, content=body()), stream=True) as response:
         chunks: list[bytes] = []
-        await collect(chunks_with_idle_timeout(response, 0.08), chunks)
-    assert len(chunks) == 6
+        await collect(chunks_with_idle_timeout(response, 0.15), chunks)  # 12 x 0.02 s > 0.15 s
+    assert len(chunks) == 12
