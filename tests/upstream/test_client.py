@@ -6,6 +6,7 @@ The aiohttp backend against a real upstream is covered end to end (tests/e2e: it
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
@@ -283,3 +284,18 @@ async def test_the_idle_timer_restarts_with_each_wait() -> None:
         chunks: list[bytes] = []
         await collect(chunks_with_idle_timeout(response, 0.15), chunks)  # 12 x 0.02 s > 0.15 s
     assert len(chunks) == 12
+
+
+async def test_an_aiohttp_body_is_relayed_as_is_unless_it_is_encoded() -> None:
+    plain = FakeAnswer(FakeContent([b"data: 1\n\n"]))
+    response = httpx.Response(200, stream=_AiohttpBody(plain))  # type: ignore[arg-type]
+    assert [c async for c in chunks_with_idle_timeout(response, 5.0)] == [b"data: 1\n\n"]
+    # An upstream that compresses despite `accept-encoding: identity` is decoded by httpx's layers.
+    packed = gzip.compress(b"data: 2\n\n")
+    encoded = FakeAnswer(FakeContent([packed[:10], packed[10:]]))
+    response = httpx.Response(
+        200,
+        headers={"content-encoding": "gzip"},
+        stream=_AiohttpBody(encoded),  # type: ignore[arg-type]
+    )
+    assert b"".join([c async for c in chunks_with_idle_timeout(response, 5.0)]) == b"data: 2\n\n"
