@@ -4,8 +4,9 @@
 
 For each prior size, a fresh database gets a workspace whose ledger already
 holds that many entries (reserve/debit pairs with their usage records and
-rollup, a valid hash chain, bulk-loaded), and then `--requests` sequential
-reserve + settle pairs go through `Biller`, the request path's own code.
+rollup, a valid hash chain, bulk-loaded); then `--requests` sequential
+reserve + settle pairs per database go through `Biller`, the request path's
+own code, in eight rounds that alternate between the databases.
 Prints the median and p99 of reserve, settle and both, and the ratio of the
 largest prior size to the smallest.  `--postgres` takes an admin URL
 (`postgresql+asyncpg://...`) and runs the same on a fresh database there.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -163,58 +165,92 @@ async def load_history(engine: AsyncEngine, workspace_id: str, key_id: str, coun
     await asyncio.to_thread(bulk)
 
 
-async def measure(url: str, requests: int, prior: int) -> dict[str, float]:
-    settings = load_settings(None, environ={})
-    engine = create_engine(url)
-    await upgrade(engine)
-    store = AccountStore(engine)
-    workspace = await store.create_workspace("bench")
-    key = await store.create_key(workspace.id, "bench", None, "total")
-    loading = time.perf_counter()
-    await load_history(engine, workspace.id, key.key.id, prior - 1)
-    loaded = time.perf_counter() - loading
-    ledger = Ledger(engine)
-    biller = Biller(ledger, settings.prices, TokenCounter(("o200k_base",)), "inst_bench")
-    route = Router(settings).resolve("demo")
-    principal = Principal(
-        key_id=key.key.id,
-        key_name="bench",
-        workspace_id=workspace.id,
-        spend_limit_nano=None,
-        spend_limit_period="total",
-    )
-    usage = Usage(prompt=9, completion=8)
-    reserve_t: list[float] = []
-    settle_t: list[float] = []
-    for i in range(requests + 50):
-        chat = parse_chat_request(BODY)
-        started = time.perf_counter()
-        hold = await biller.reserve(principal, route, chat, f"req_{i}")
-        reserved = time.perf_counter()
-        ctx = ChatContext(
-            request_id=f"req_{i}",
-            principal=principal,
-            route=route,
-            chat=chat,
-            upstream=route.upstreams[0],
-            started_us=0,
+class Workspace:
+    """A fresh database whose workspace already holds `prior` ledger entries, ready to bill."""
+
+    def __init__(self, url: str, prior: int) -> None:
+        self.url = url
+        self.prior = prior
+        self.reserve_ms: list[float] = []
+        self.settle_ms: list[float] = []
+        self.count = 0
+
+    async def open(self) -> None:
+        settings = load_settings(None, environ={})
+        self.engine = create_engine(self.url)
+        await upgrade(self.engine)
+        store = AccountStore(self.engine)
+        workspace = await store.create_workspace("bench")
+        key = await store.create_key(workspace.id, "bench", None, "total")
+        loading = time.perf_counter()
+        await load_history(self.engine, workspace.id, key.key.id, self.prior - 1)
+        self.load_seconds = time.perf_counter() - loading
+        self.ledger = Ledger(self.engine)
+        self.biller = Biller(self.ledger, settings.prices, TokenCounter(()), "inst_bench")
+        self.route = Router(settings).resolve("demo")
+        self.principal = Principal(
+            key_id=key.key.id,
+            key_name="bench",
+            workspace_id=workspace.id,
+            spend_limit_nano=None,
+            spend_limit_period="total",
         )
-        await biller.settle(hold, ctx, "completed", usage)
-        done = time.perf_counter()
-        if i >= 50:  # warm-up
-            reserve_t.append((reserved - started) * 1e3)
-            settle_t.append((done - reserved) * 1e3)
-    ledger.close()
-    await engine.dispose()
-    both = [a + b for a, b in zip(reserve_t, settle_t, strict=True)]
-    return {
-        "prior_entries": prior,
-        "load_seconds": round(loaded, 1),
-        "reserve_p50_ms": round(statistics.median(reserve_t), 3),
-        "settle_p50_ms": round(statistics.median(settle_t), 3),
-        "both_p50_ms": round(statistics.median(both), 3),
-        "both_p99_ms": round(pct(both, 0.99), 3),
-    }
+        await self.pairs(50, record=False)  # warm-up
+
+    async def pairs(self, count: int, *, record: bool = True) -> None:
+        """`count` sequential reserve + settle pairs through `Biller`, the request path's own code."""
+        usage = Usage(prompt=9, completion=8)
+        for _ in range(count):
+            self.count += 1
+            rid = f"req_{self.count}"
+            chat = parse_chat_request(BODY)
+            started = time.perf_counter()
+            hold = await self.biller.reserve(self.principal, self.route, chat, rid)
+            reserved = time.perf_counter()
+            ctx = ChatContext(
+                request_id=rid,
+                principal=self.principal,
+                route=self.route,
+                chat=chat,
+                upstream=self.route.upstreams[0],
+                started_us=0,
+            )
+            await self.biller.settle(hold, ctx, "completed", usage)
+            done = time.perf_counter()
+            if record:
+                self.reserve_ms.append((reserved - started) * 1e3)
+                self.settle_ms.append((done - reserved) * 1e3)
+
+    async def close(self) -> None:
+        self.ledger.close()
+        await self.engine.dispose()
+
+    def report(self) -> dict[str, float]:
+        both = [a + b for a, b in zip(self.reserve_ms, self.settle_ms, strict=True)]
+        return {
+            "prior_entries": self.prior,
+            "load_seconds": round(self.load_seconds, 1),
+            "reserve_p50_ms": round(statistics.median(self.reserve_ms), 3),
+            "settle_p50_ms": round(statistics.median(self.settle_ms), 3),
+            "both_p50_ms": round(statistics.median(both), 3),
+            "both_p99_ms": round(pct(both, 0.99), 3),
+        }
+
+
+async def compare(urls: list[tuple[str, int]], requests: int, rounds: int = 8) -> list[dict[str, float]]:
+    """Every database measured in turn, round after round, so drift in the machine hits all alike."""
+    spaces = [Workspace(url, prior) for url, prior in urls]
+    try:
+        for space in spaces:
+            await space.open()
+        for _ in range(rounds):
+            for space in spaces:
+                await space.pairs(max(1, requests // rounds))
+        return [space.report() for space in spaces]
+    finally:
+        for space in spaces:
+            if hasattr(space, "ledger"):
+                await space.close()
 
 
 async def postgres_database(admin_url: str) -> tuple[str, str]:
@@ -240,23 +276,20 @@ async def drop_postgres(admin_url: str, name: str) -> None:
 
 
 async def run(requests: int, priors: list[int], postgres: str | None) -> dict[str, list[dict[str, float]]]:
-    results: dict[str, list[dict[str, float]]] = {"sqlite": []}
     folder = Path(tempfile.mkdtemp(prefix="tollway-bench-ledger-"))
-    for prior in priors:
-        path = folder / f"prior-{prior}.db"
-        results["sqlite"].append(await measure(f"sqlite+aiosqlite:///{path}", requests, prior))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 (between measurements)
-        print(f"sqlite {results['sqlite'][-1]}", file=sys.stderr)
+    sqlite_urls = [(f"sqlite+aiosqlite:///{folder / f'prior-{prior}.db'}", prior) for prior in priors]
+    results = {"sqlite": await compare(sqlite_urls, requests)}
+    await asyncio.to_thread(shutil.rmtree, folder)
+    print(f"sqlite {results['sqlite']}", file=sys.stderr)
     if postgres:
-        results["postgresql"] = []
-        for prior in priors:
-            url, name = await postgres_database(postgres)
-            try:
-                results["postgresql"].append(await measure(url, requests, prior))
-            finally:
+        databases = [await postgres_database(postgres) for _ in priors]
+        try:
+            pg_urls = [(url, prior) for (url, _), prior in zip(databases, priors, strict=True)]
+            results["postgresql"] = await compare(pg_urls, requests)
+        finally:
+            for _, name in databases:
                 await drop_postgres(postgres, name)
-            print(f"postgresql {results['postgresql'][-1]}", file=sys.stderr)
+        print(f"postgresql {results['postgresql']}", file=sys.stderr)
     return results
 
 
