@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -76,6 +76,8 @@ class ServerConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     # How long a cached API key is trusted before it is checked against the
     # database again: the bound on how late another process's revocation bites.
     auth_cache_seconds: Annotated[float, Meta(ge=0, le=300)] = 5.0
+    # The HTTP client tollway forwards with: aiohttp (measured fastest) or httpx.
+    upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
 
 
 class AdminConfig(Struct, forbid_unknown_fields=True, kw_only=True):

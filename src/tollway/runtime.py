@@ -57,7 +57,12 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     database = settings.config.database
     engine = create_engine(database.url, pool_size=database.pool_size)
-    upstream = UpstreamClient(settings, demo_base_url=demo_base_url, transport=upstream_transport)
+    upstream = UpstreamClient(
+        settings,
+        demo_base_url=demo_base_url,
+        transport=upstream_transport,
+        backend=settings.config.server.upstream_client,
+    )
     try:
         if database.migrates_on_start:
             await upgrade(engine)
