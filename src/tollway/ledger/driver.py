@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,8 +51,6 @@ def translate(sql: str, args: Sequence[Any], error: sqlite3.Error) -> sa_exc.DBA
 
 def pg_translate(sql: str, args: Sequence[Any], error: Exception) -> sa_exc.DBAPIError:
     """The SQLAlchemy exception for an asyncpg error (its `sqlstate` stays readable on `.orig`)."""
-    import asyncpg
-
     if isinstance(error, asyncpg.IntegrityConstraintViolationError):
         return sa_exc.IntegrityError(sql, tuple(args), error)
     return sa_exc.DBAPIError(sql, tuple(args), error)
@@ -96,33 +95,25 @@ class DriverSql:
 
 
 class AsyncpgSql:
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection  # asyncpg.Connection
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
 
     async def one(self, statement: Statement, *args: Any) -> Row | None:
         try:
             row: Row | None = await self._connection.fetchrow(statement.postgresql, *args)
-        except Exception as error:
-            raise _pg_error(statement, args, error) from error
+        except asyncpg.PostgresError as error:
+            raise pg_translate(statement.postgresql, args, error) from error
         return row
 
     async def all(self, statement: Statement, *args: Any) -> list[Row]:
         try:
             rows: list[Row] = await self._connection.fetch(statement.postgresql, *args)
-        except Exception as error:
-            raise _pg_error(statement, args, error) from error
+        except asyncpg.PostgresError as error:
+            raise pg_translate(statement.postgresql, args, error) from error
         return rows
 
     async def run(self, statement: Statement, *args: Any) -> None:
         try:
             await self._connection.execute(statement.postgresql, *args)
-        except Exception as error:
-            raise _pg_error(statement, args, error) from error
-
-
-def _pg_error(statement: Statement, args: tuple[Any, ...], error: Exception) -> Exception:
-    import asyncpg
-
-    if isinstance(error, asyncpg.PostgresError):
-        return pg_translate(statement.postgresql, args, error)
-    return error
+        except asyncpg.PostgresError as error:
+            raise pg_translate(statement.postgresql, args, error) from error

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
 from msgspec import Struct
 from sqlalchemy import select
@@ -126,6 +127,16 @@ class LedgerWriter:
         await self._sql.run(ROLLUP_UPSERT, *rollup_row(record))
 
 
+def _when_landed(abandoned: Callable[[T], None]) -> Callable[[asyncio.Future[T]], None]:
+    """A done-callback passing a committed transaction's result to `abandoned`."""
+
+    def landed(done: asyncio.Future[T]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            abandoned(done.result())
+
+    return landed
+
+
 def _entry(row: Row) -> Entry:
     """An entry from a row of ENTRY_COLUMNS followed by the id."""
     return Entry(**dict(zip((*ENTRY_COLUMNS, "id"), row, strict=True)))
@@ -211,8 +222,6 @@ class Ledger:
 
     async def _pg_transact(self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]]) -> T:
         """One transaction straight on the pooled connection's asyncpg driver."""
-        import asyncpg
-
         async with self._engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
