@@ -57,7 +57,6 @@ CLIENTS = (
     "httpx+aiohttp",
     "httpx2",
     "httpx2+aiohttp",
-    "aiohttp as httpx.Response",
     "aiohttp (raw, reference)",
     "tollway UpstreamClient, httpx",
     "tollway UpstreamClient, aiohttp",
@@ -71,6 +70,17 @@ def pct(samples: list[float], q: float) -> float:
 
 def body(model: str, stream: bool = False) -> bytes:
     return json.dumps({"model": model, "messages": HI, "stream": stream}).encode()
+
+
+async def count_reads(chunks: AsyncIterator[bytes], close: Callable[[], Awaitable[None]]) -> int:
+    """Read a stream to its end, as the relay does; how many reads it took."""
+    reads = 0
+    try:
+        async for _ in chunks:
+            reads += 1
+    finally:
+        await close()
+    return reads
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -136,13 +146,7 @@ class HttpxUpstream(Upstream):
 
     async def stream(self, payload: bytes) -> int:
         response = await self._open(payload, True)
-        reads = 0
-        try:
-            async for _ in idle_deadline(response.aiter_bytes(), 120):
-                reads += 1
-        finally:
-            await response.aclose()
-        return reads
+        return await count_reads(idle_deadline(response.aiter_bytes(), 120), response.aclose)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -177,13 +181,11 @@ class AiohttpUpstream(Upstream):
     async def stream(self, payload: bytes) -> int:
         async with asyncio.timeout(120):
             response = await self._open(payload)
-        reads = 0
-        try:
-            async for _ in idle_deadline(response.content.iter_any(), 120):
-                reads += 1
-        finally:
+
+        async def release() -> None:
             response.release()
-        return reads
+
+        return await count_reads(idle_deadline(response.content.iter_any(), 120), release)
 
     async def aclose(self) -> None:
         await self.session.close()
@@ -199,44 +201,6 @@ async def idle_deadline(chunks: AsyncIterator[bytes], idle: float) -> AsyncItera
         except StopAsyncIteration:
             return
         yield chunk
-
-
-class AiohttpAsHttpx(AiohttpUpstream):
-    """aiohttp's client, its answer wrapped in an `httpx.Response` (what tollway's relay consumes)."""
-
-    async def _wrapped(self, payload: bytes, stream: bool) -> httpx.Response:
-        async with asyncio.timeout(120):
-            answer = await self._open(payload)
-            response = httpx.Response(answer.status, headers=answer.raw_headers, stream=_Body(answer))
-            if not stream:
-                await response.aread()
-        return response
-
-    async def complete(self, payload: bytes) -> None:
-        response = await self._wrapped(payload, False)
-        _ = response.content
-
-    async def stream(self, payload: bytes) -> int:
-        response = await self._wrapped(payload, True)
-        reads = 0
-        try:
-            async for _ in idle_deadline(response.aiter_bytes(), 120):
-                reads += 1
-        finally:
-            await response.aclose()
-        return reads
-
-
-class _Body(httpx.AsyncByteStream):
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.answer.content.iter_any():
-            yield chunk
-
-    async def aclose(self) -> None:
-        self.answer.release()
 
 
 class TollwayUpstream(Upstream):
@@ -263,13 +227,7 @@ class TollwayUpstream(Upstream):
 
     async def stream(self, payload: bytes) -> int:
         response = await self.client.open(self.config, payload, stream=True)
-        reads = 0
-        try:
-            async for _ in self.chunks(response, 120):
-                reads += 1
-        finally:
-            await response.aclose()
-        return reads
+        return await count_reads(self.chunks(response, 120), response.aclose)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -280,8 +238,6 @@ def make_upstream(
 ) -> Upstream:
     if name.startswith("tollway UpstreamClient, "):
         return TollwayUpstream(name.rsplit(", ", 1)[1], url, connections)
-    if name == "aiohttp as httpx.Response":
-        return AiohttpAsHttpx(url, connections, headers)
     if name.startswith("aiohttp"):
         return AiohttpUpstream(url, connections, headers)
     return HttpxUpstream(name, url, connections, headers)
