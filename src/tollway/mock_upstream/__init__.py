@@ -5,6 +5,6 @@ Behaviour is chosen per request by knobs in the model name (`demo:chunks=64,usag
 """
 
 from tollway.mock_upstream.app import MockUpstream, create_app
-from tollway.mock_upstream.server import run
+from tollway.mock_upstream.server import HideScriptedCuts, quiet_scripted_cuts, run
 
-__all__ = ["MockUpstream", "create_app", "run"]
+__all__ = ["HideScriptedCuts", "MockUpstream", "create_app", "quiet_scripted_cuts", "run"]

@@ -80,11 +80,20 @@ async def _send_later(
 
 
 class MockUpstream:
-    """One mock server's state. Instances are independent; nothing is shared between them."""
+    """One mock server's state. Instances are independent; nothing is shared between them.
 
-    def __init__(self, api_key: str | None = None) -> None:
+    `api_key`: when set, chat completions and /models answer 401 to any other bearer token.
+    `inspection`: serve /mock/stats, /mock/reset and /mock/requests/last, keep the last request's
+    body and headers for the latter, and repeat a wrong key in 401 bodies as OpenAI does; all of
+    which tests want. Without it those routes are unknown URLs (404), nothing about a request is kept
+    and no 401 repeats a key, which is how a mock that strangers can reach must run.
+    """
+
+    def __init__(self, api_key: str | None = None, *, inspection: bool = True) -> None:
         self.api_key = api_key
+        self.inspection = inspection
         self.stats = Stats()
+        # Only ever set with inspection on.
         self.last_body: Any = None
         self.last_headers: dict[str, str] = {}
         self._completions = 0
@@ -113,16 +122,17 @@ class MockUpstream:
         if method == "POST" and _route(path, "/chat/completions"):
             await self._chat(scope, receive, send)
         elif method == "GET" and _route(path, "/models"):
-            if self._authorized(header_dict(scope)):
+            headers = header_dict(scope)
+            if self._authorized(headers):
                 await send_json(send, 200, _models())
             else:
-                await send_json(send, 401, bad_api_key(_bearer(header_dict(scope))))
-        elif method == "GET" and _route(path, "/mock/stats"):
+                await send_json(send, 401, self._unauthorized(headers))
+        elif self.inspection and method == "GET" and _route(path, "/mock/stats"):
             await send_json(send, 200, self.stats.as_dict())
-        elif method == "POST" and _route(path, "/mock/reset"):
+        elif self.inspection and method == "POST" and _route(path, "/mock/reset"):
             self.reset()
             await send_json(send, 200, self.stats.as_dict())
-        elif method == "GET" and _route(path, "/mock/requests/last"):
+        elif self.inspection and method == "GET" and _route(path, "/mock/requests/last"):
             await send_json(send, 200, {"body": self.last_body, "headers": self.last_headers})
         else:
             message = f"Unknown request URL: {method} {scope.get('root_path', '')}{scope['path']}."
@@ -140,12 +150,20 @@ class MockUpstream:
         token = _bearer(headers) or ""
         return secrets.compare_digest(token.encode(), self.api_key.encode())
 
+    def _unauthorized(self, headers: dict[str, str]) -> dict[str, Any]:
+        return bad_api_key(_bearer(headers), echo=self.inspection)
+
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.stats.requests += 1
+        headers = header_dict(scope)
+        authorized = self._authorized(headers)
+        if not authorized and not self.inspection:
+            # Turned away before the body is read: a stranger cannot make the mock buffer or parse anything.
+            await send_json(send, 401, self._unauthorized(headers))
+            return
         raw = await read_body(receive)
         if raw is None:
             return
-        headers = header_dict(scope)
         try:
             body = DECODER.decode(raw)
         except msgspec.DecodeError as exc:
@@ -157,9 +175,10 @@ class MockUpstream:
                 send, 400, error_body("The request body must be a JSON object.", "invalid_request_error")
             )
             return
-        self.last_body, self.last_headers = body, headers
-        if not self._authorized(headers):
-            await send_json(send, 401, bad_api_key(_bearer(headers)))
+        if self.inspection:
+            self.last_body, self.last_headers = body, headers
+        if not authorized:
+            await send_json(send, 401, self._unauthorized(headers))
             return
         try:
             behaviour = resolve(body.get("model"), body.get("mock"))
@@ -181,7 +200,7 @@ class MockUpstream:
         self, receive: Receive, send: Send, behaviour: Behaviour, token: str | None, model: str
     ) -> None:
         status = behaviour.fail or 500
-        body, extra = failure(status, token, model)
+        body, extra = failure(status, token, model, echo_key=self.inspection)
         await _send_later(send, receive, behaviour.headers_delay_ms, status, body, extra)
 
     async def _complete(self, receive: Receive, send: Send, plan: Plan, behaviour: Behaviour) -> None:
@@ -210,6 +229,6 @@ class MockUpstream:
             stats.streams_completed += 1
 
 
-def create_app(api_key: str | None = None) -> MockUpstream:
-    """A fresh mock upstream ASGI app with its own counters and request log."""
-    return MockUpstream(api_key=api_key)
+def create_app(api_key: str | None = None, *, inspection: bool = True) -> MockUpstream:
+    """A fresh mock upstream ASGI app with its own counters and request log; see `MockUpstream`."""
+    return MockUpstream(api_key=api_key, inspection=inspection)

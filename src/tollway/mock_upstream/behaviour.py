@@ -11,22 +11,35 @@ from tollway.mock_upstream.errors import BadRequest
 UsageMode = Literal["present", "absent", "with_choices"]
 CacheWriteField = Literal["cache_write_tokens", "cache_creation_tokens", "cache_creation_input_tokens"]
 
-SSE_STYLES = frozenset({"lf", "crlf", "multiline", "comments", "no_trailing_blank", "no_done", "split"})
+SSE_STYLES = frozenset(
+    {"lf", "crlf", "multiline", "comments", "no_trailing_blank", "no_done", "split", "garbage"}
+)
 
+# Upper bounds, so that no single request can make the mock (or a server embedding it) do unbounded work.
+MAX_CHUNKS = 10_000
+MAX_DELAY_MS = 600_000  # ten minutes, for each pacing knob and for their sum over a whole response
+MAX_TOKENS = 2**53 - 1  # the largest integer a JSON reader that uses doubles still reads exactly
 
-_NON_NEGATIVE = (
+_TOKEN_KNOBS = (
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
-    "chunks",
-    "cut_after",
-    "error_after",
-    "headers_delay_ms",
-    "ttft_ms",
-    "chunk_delay_ms",
 )
+_CHUNK_KNOBS = ("chunks", "cut_after", "error_after")
+_DELAY_KNOBS = ("headers_delay_ms", "ttft_ms", "chunk_delay_ms")
+# As chat.py streams them: three reasoning words, a tool call in three pieces.
+_REASONING_WORDS = 3
+_TOOL_CALL_PIECES = 3
+
+
+class KnobError(ValueError):
+    """A knob value out of range; `knob` names it so the 400 can point at it."""
+
+    def __init__(self, knob: str, message: str) -> None:
+        super().__init__(message)
+        self.knob = knob
 
 
 class Behaviour(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -37,11 +50,22 @@ class Behaviour(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     prompt_tokens / completion_tokens: override the reported numbers (defaults are estimated).
     cached_tokens, reasoning_tokens: reported in the usage details; cache_write_tokens is reported
         under the name cache_write_field picks (the last is a top-level, Anthropic-style field).
+    usage_override: any JSON value (null included), sent verbatim as `usage` wherever usage would go
+        (the non-streamed body, the stream's usage chunk, or its last chunk under "with_choices") in
+        place of the computed object, for testing how a proxy copes with nonsense usage: huge,
+        fractional or negative numbers, a string, a list. Not allowed with usage="absent".
     reasoning_text: stream three reasoning_content deltas first. tool_call: call get_weather instead.
     chunks: content words. headers_delay_ms, ttft_ms, chunk_delay_ms: pacing.
     fail: answer with this HTTP error status. cut_after / error_after: after that many content
         chunks, drop the connection / send an error event and end the stream. echo: answer with the
-        request body as compact JSON. sse_style: framing variants, combined with "+".
+        request body as compact JSON. sse_style: framing variants, combined with "+": lf (default),
+        crlf, multiline, comments, no_trailing_blank, no_done, split, and garbage (a few `data:`
+        events whose payload is not JSON, such as `data: not json`, between the real ones).
+
+    Bounds (a value outside them is a 400 naming the knob): token numbers 0..2**53-1; chunks,
+    cut_after and error_after 0..10,000; each delay 0..600,000 ms, and headers_delay_ms + ttft_ms +
+    chunk_delay_ms x (paced chunks) at most 600,000 ms too. `n` (a request field, not a knob) is
+    1..128, and n x chunks may not exceed 100,000 nor n x the answer's characters 8,000,000.
     """
 
     usage: UsageMode = "present"
@@ -51,6 +75,8 @@ class Behaviour(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     cache_write_tokens: int | None = None
     cache_write_field: CacheWriteField = "cache_write_tokens"
     reasoning_tokens: int | None = None
+    # UNSET (the default) means "compute usage"; every JSON value, null included, is an override.
+    usage_override: Any = msgspec.UNSET
     reasoning_text: bool = False
     tool_call: bool = False
     chunks: int = 8
@@ -65,16 +91,43 @@ class Behaviour(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sse_style: str | list[str] = "lf"
 
     def __post_init__(self) -> None:
-        # msgspec turns ValueError raised here into a ValidationError naming the problem.
-        for name in _NON_NEGATIVE:
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"`{name}` must be >= 0")
+        # msgspec turns ValueError raised here into a ValidationError whose __cause__ is this error.
+        for names, limit in (
+            (_TOKEN_KNOBS, MAX_TOKENS),
+            (_CHUNK_KNOBS, MAX_CHUNKS),
+            (_DELAY_KNOBS, MAX_DELAY_MS),
+        ):
+            for name in names:
+                value = getattr(self, name)
+                # Written so that NaN fails too (a model name can say `ttft_ms=nan` or `=inf`).
+                if value is not None and not 0 <= value <= limit:
+                    raise KnobError(name, f"`{name}` must be between 0 and {limit}")
+        total = self.headers_delay_ms + self.ttft_ms + self.chunk_delay_ms * self.paced_steps
+        if total > MAX_DELAY_MS:
+            raise KnobError(
+                "chunk_delay_ms",
+                f"`headers_delay_ms` + `ttft_ms` + `chunk_delay_ms` x {self.paced_steps} paced chunks "
+                f"comes to {total:.0f} ms; a response may take at most {MAX_DELAY_MS} ms",
+            )
         if self.fail is not None and not 400 <= self.fail <= 599:
-            raise ValueError("`fail` must be an HTTP error status between 400 and 599")
+            raise KnobError("fail", "`fail` must be an HTTP error status between 400 and 599")
+        if self.usage == "absent" and self.usage_override is not msgspec.UNSET:
+            raise KnobError("usage_override", '`usage_override` cannot be combined with usage="absent"')
         unknown = self.sse_styles - SSE_STYLES
         if unknown:
-            raise ValueError(f"unknown sse_style {sorted(unknown)}; expected some of {sorted(SSE_STYLES)}")
+            raise KnobError(
+                "sse_style", f"unknown `sse_style` {sorted(unknown)}; expected some of {sorted(SSE_STYLES)}"
+            )
+
+    @property
+    def paced_steps(self) -> int:
+        """How many times a response waits `chunk_delay_ms` (at most: max_tokens can cut it short)."""
+        content = _TOOL_CALL_PIECES if self.tool_call else 1 if self.echo else self.chunks
+        if self.reasoning_text:
+            # The tool call's opening gets a step of its own once reasoning comes before it.
+            content += _REASONING_WORDS + (1 if self.tool_call else 0)
+        # The first word goes out with the role chunk, right after ttft_ms.
+        return max(content - 1, 0)
 
     @property
     def sse_styles(self) -> frozenset[str]:
@@ -141,4 +194,6 @@ def resolve(model: object, body_knobs: object) -> Behaviour:
     try:
         return msgspec.convert(merged, Behaviour)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"Invalid mock knob: {exc}", "mock") from exc
+        cause = exc.__cause__
+        param = f"mock.{cause.knob}" if isinstance(cause, KnobError) else "mock"
+        raise BadRequest(f"Invalid mock knob: {exc}", param) from exc

@@ -13,6 +13,9 @@ from tollway.mock_upstream.text import REASONING_OFFSET, words
 
 CREATED = 1700000000
 MAX_N = 128
+# Bounds on one response's size whatever `n` multiplies: content chunks and content characters.
+MAX_CHOICE_CHUNKS = 100_000
+MAX_OUTPUT_CHARS = 8_000_000
 REASONING_WORDS = 3
 TOOL_CALL_ID = "call_mock_1"
 TOOL_NAME = "get_weather"
@@ -31,7 +34,9 @@ class Plan(msgspec.Struct, frozen=True):
     pieces: list[str]
     tool_call: bool
     finish_reason: str
-    usage: dict[str, Any] | None
+    # Whether the response reports usage at all, and what it reports (any JSON value under usage_override).
+    has_usage: bool
+    usage: Any
 
 
 def estimate_prompt_tokens(messages: object) -> int:
@@ -101,8 +106,12 @@ def build_plan(body: dict[str, Any], behaviour: Behaviour, completion_id: str) -
         pieces = words(count)
         generated = count
     reasoning = words(REASONING_WORDS, REASONING_OFFSET) if behaviour.reasoning_text else []
-    usage = None
-    if behaviour.usage != "absent":
+    _check_size(n, reasoning, pieces)
+    usage: Any = None
+    has_usage = behaviour.usage != "absent"
+    if behaviour.usage_override is not msgspec.UNSET:
+        usage = behaviour.usage_override
+    elif has_usage:
         reasoning_tokens = behaviour.reasoning_tokens
         if reasoning_tokens is None:
             reasoning_tokens = len(reasoning) * n
@@ -122,8 +131,27 @@ def build_plan(body: dict[str, Any], behaviour: Behaviour, completion_id: str) -
         pieces=pieces,
         tool_call=behaviour.tool_call,
         finish_reason=finish_reason,
+        has_usage=has_usage,
         usage=usage,
     )
+
+
+def _check_size(n: int, reasoning: list[str], pieces: list[str]) -> None:
+    chunks = len(reasoning) + len(pieces)
+    if n * chunks > MAX_CHOICE_CHUNKS:
+        raise BadRequest(
+            f"`n` x chunks may be at most {MAX_CHOICE_CHUNKS}; this request asks for {n} x {chunks}",
+            "n",
+            "invalid_value",
+        )
+    chars = sum(map(len, reasoning)) + sum(map(len, pieces))
+    if n * chars > MAX_OUTPUT_CHARS:
+        raise BadRequest(
+            f"`n` x the answer's length may be at most {MAX_OUTPUT_CHARS} characters; this request asks "
+            f"for {n} x {chars}",
+            "n",
+            "invalid_value",
+        )
 
 
 def tool_call_start() -> dict[str, Any]:
@@ -157,6 +185,6 @@ def completion_body(plan: Plan) -> dict[str, Any]:
         "model": plan.model,
         "choices": choices,
     }
-    if plan.usage is not None:
+    if plan.has_usage:
         body["usage"] = plan.usage
     return body

@@ -26,7 +26,7 @@ class Step(NamedTuple):
 
 def stream_steps(plan: Plan, include_usage: bool, usage_mode: str) -> Iterator[Step]:
     """Steps in order. `usage_mode` is the Behaviour's `usage` knob."""
-    with_usage_chunk = usage_mode == "present" and include_usage and plan.usage is not None
+    with_usage_chunk = usage_mode == "present" and include_usage and plan.has_usage
     # OpenAI puts `"usage": null` on every chunk but the usage chunk once include_usage is on.
     null_usage = include_usage and usage_mode != "absent"
     base: dict[str, Any] = {"id": plan.id, "object": "chat.completion.chunk", "created": CREATED}
@@ -64,7 +64,7 @@ def stream_steps(plan: Plan, include_usage: bool, usage_mode: str) -> Iterator[S
         yield step(Kind.CONTENT, paced, delta)
         paced = True
     tail = step(Kind.TAIL, False, {}, plan.finish_reason)
-    if usage_mode == "with_choices" and plan.usage is not None:
+    if usage_mode == "with_choices" and plan.has_usage:
         # Some providers skip the separate usage chunk and attach usage to the final chunk instead.
         tail.chunks[-1]["usage"] = plan.usage
     if with_usage_chunk:

@@ -28,26 +28,32 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def bad_api_key(token: str | None) -> dict[str, Any]:
-    # The real OpenAI message repeats the key it received; tests rely on that to check a proxy scrubs it.
+def bad_api_key(token: str | None, *, echo: bool = True) -> dict[str, Any]:
+    """OpenAI's 401 body. With `echo` it repeats the key it received, as OpenAI does.
+
+    Tests rely on the echo to check a proxy scrubs keys; a mock that strangers can reach (the demo
+    embedded in a server) must not repeat anything it was sent, so it passes echo=False.
+    """
     if not token:
         return error_body(
             "You didn't provide an API key. You need to provide your API key in an Authorization header "
             "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             "invalid_request_error",
         )
+    provided = f"Incorrect API key provided: {token}." if echo else "Incorrect API key provided."
     return error_body(
-        f"Incorrect API key provided: {token}. You can find your API key at "
-        "https://platform.openai.com/account/api-keys.",
+        f"{provided} You can find your API key at https://platform.openai.com/account/api-keys.",
         "invalid_request_error",
         code="invalid_api_key",
     )
 
 
-def failure(status: int, token: str | None, model: str) -> tuple[dict[str, Any], Headers]:
+def failure(
+    status: int, token: str | None, model: str, *, echo_key: bool = True
+) -> tuple[dict[str, Any], Headers]:
     """Body and extra headers for the `fail` knob."""
     if status == 401:
-        return bad_api_key(token), []
+        return bad_api_key(token, echo=echo_key), []
     if status == 429:
         body = error_body(
             f"Rate limit reached for {model} on requests per min (RPM): Limit 3, Used 3, Requested 1. "

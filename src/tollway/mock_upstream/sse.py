@@ -6,6 +6,10 @@ import itertools
 
 _QUOTE, _BACKSLASH, _COMMA, _CR = 0x22, 0x5C, 0x2C, 0x0D
 
+# The "garbage" style's events, one before each of the second, third and fourth real events: a proxy
+# must skip (or reject) them without losing the real chunks around them.
+GARBAGE: tuple[bytes, ...] = (b"not json", b'{"broken"', b"<html>")
+
 
 def _structural_comma(payload: bytes) -> int:
     """Index of the first comma outside a JSON string, or -1."""
@@ -39,7 +43,7 @@ def split_pieces(data: bytes) -> list[bytes]:
 class Framer:
     """Turns JSON payloads into SSE bytes for one stream, in the styles asked for."""
 
-    __slots__ = ("_comments", "_eol", "_events", "_multiline", "_split", "_trim_last")
+    __slots__ = ("_comments", "_eol", "_events", "_garbage", "_multiline", "_split", "_trim_last")
 
     def __init__(self, styles: frozenset[str]) -> None:
         self._eol = b"\r\n" if "crlf" in styles else b"\n"
@@ -47,6 +51,7 @@ class Framer:
         self._comments = "comments" in styles
         self._trim_last = "no_trailing_blank" in styles
         self._split = "split" in styles
+        self._garbage = "garbage" in styles
         self._events = 0
 
     def opening(self) -> bytes:
@@ -65,6 +70,8 @@ class Framer:
             out += eol
         if self._comments and self._events:
             out = b": keep-alive" + eol + eol + out
+        if self._garbage and 0 < self._events <= len(GARBAGE):
+            out = b"data: " + GARBAGE[self._events - 1] + eol + eol + out
         self._events += 1
         return out
 

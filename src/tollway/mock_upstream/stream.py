@@ -14,6 +14,10 @@ from tollway.mock_upstream.sse import Framer
 SSE_HEADERS = ((b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"))
 DONE = b"[DONE]"
 STREAM_ERROR = encode(error_body("mock upstream failure", "server_error", code="mock_error"))
+# Events written without a pause before the stream yields to the event loop. A send() to a client that
+# keeps up never waits, so an unpaced stream would otherwise hold the loop for its whole length and
+# stall every other request on the server (and the watch for this client going away).
+YIELD_EVERY = 32
 
 
 class ConnectionCut(Exception):
@@ -31,9 +35,16 @@ async def write_stream(send: Send, plan: Plan, behaviour: Behaviour, include_usa
     styles = behaviour.sse_styles
     framer = Framer(styles)
 
+    unpaused = 0
+
     async def write(data: bytes) -> None:
+        nonlocal unpaused
         for piece in framer.pieces(data):
             await send({"type": "http.response.body", "body": piece, "more_body": True})
+        unpaused += 1
+        if unpaused >= YIELD_EVERY:
+            unpaused = 0
+            await asyncio.sleep(0)
 
     opening = framer.opening()
     if opening:
@@ -49,8 +60,9 @@ async def write_stream(send: Send, plan: Plan, behaviour: Behaviour, include_usa
                 await write(framer.event(STREAM_ERROR, last=True))
                 send_done = False
                 break
-        if step.delayed:
+        if step.delayed and behaviour.chunk_delay_ms > 0:
             await sleep_ms(behaviour.chunk_delay_ms)
+            unpaused = 0
         last = len(step.chunks) - 1 if step.kind is Kind.TAIL and not send_done else -1
         for i, chunk in enumerate(step.chunks):
             await write(framer.event(encode(chunk), last=i == last))
