@@ -72,13 +72,15 @@ async def prepare(path: Path, records: int, days: int) -> tuple[str, str]:
                 prompt * 150 + completion * 600,
                 at - 500_000,
                 at,
+                0,
+                models[i % 4],
             )
         )
         if len(batch) == 50_000:
-            conn.executemany("insert into usage_records values (" + ",".join("?" * 20) + ")", batch)
+            conn.executemany("insert into usage_records values (" + ",".join("?" * 22) + ")", batch)
             batch.clear()
     if batch:
-        conn.executemany("insert into usage_records values (" + ",".join("?" * 20) + ")", batch)
+        conn.executemany("insert into usage_records values (" + ",".join("?" * 22) + ")", batch)
     conn.commit()
     conn.close()
     print(f"inserted {records} records in {time.perf_counter() - started:.1f} s", file=sys.stderr)

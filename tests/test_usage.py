@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from tollway.usage import Usage, read_reported, to_openai
+from tollway.usage import INVALID, Usage, read_reported, to_openai
 
 
 def test_openai_shape() -> None:
@@ -49,17 +49,33 @@ def test_anthropic_and_deepseek_style_cache_reads() -> None:
     assert reported is not None and reported.cached == 3
 
 
-def test_junk_is_ignored() -> None:
+def test_an_unbelievable_report_is_invalid_whole() -> None:
+    """SPEC §3: a report not made of non-negative integers below 2^53 is ignored (and marked)."""
     assert read_reported(None) is None
-    assert read_reported([1]) is None
-    reported = read_reported({"prompt_tokens": -1, "completion_tokens": "3", "prompt_tokens_details": 5})
-    assert reported is not None and (reported.prompt, reported.completion, reported.cached) == (
-        None,
-        None,
-        None,
+    for junk in (
+        [1],
+        "garbage",
+        7,
+        {"prompt_tokens": -1, "completion_tokens": 3},
+        {"prompt_tokens": 10, "completion_tokens": "3"},
+        {"prompt_tokens": 1e30, "completion_tokens": 5},
+        {"prompt_tokens": 3.0, "completion_tokens": 5},
+        {"prompt_tokens": 2**53, "completion_tokens": 5},
+        {"prompt_tokens": True, "completion_tokens": 5},
+        {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": -15},
+        {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": 5},
+        {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 2.5}},
+        {"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens_details": {"audio_tokens": -1}},
+        {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 1e20},
+    ):
+        assert read_reported(junk) == INVALID, junk
+    edge = read_reported({"prompt_tokens": 2**53 - 1, "completion_tokens": 0, "prompt_tokens_details": None})
+    assert edge is not None and not edge.invalid and edge.prompt == 2**53 - 1
+    # Labels in the details are not token counts, and other top-level fields (a provider's own cost) pass.
+    labelled = read_reported(
+        {"prompt_tokens": 4, "completion_tokens": 2, "cost": 0.0012, "prompt_tokens_details": {"tier": "x"}}
     )
-    reported = read_reported({"prompt_tokens": 4.0, "completion_tokens": True})
-    assert reported is not None and (reported.prompt, reported.completion) == (4, None)
+    assert labelled is not None and not labelled.invalid and (labelled.prompt, labelled.completion) == (4, 2)
 
 
 def test_to_openai_fills_every_field_and_keeps_extras() -> None:

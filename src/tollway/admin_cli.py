@@ -17,7 +17,7 @@ from tollway.accounts import AccountStore, Workspace
 from tollway.api.schemas import BalanceRead, EntryRead, KeyRead, WorkspaceRead
 from tollway.billing.credits import credit
 from tollway.config import Settings
-from tollway.db import create_engine, upgrade
+from tollway.db import open_existing
 from tollway.errors import APIError, TollwayError
 from tollway.ledger import Balance, Ledger
 from tollway.money import MoneyError, parse_usd
@@ -68,9 +68,8 @@ def add_admin_parser(commands: Any, handler: Callable[[argparse.Namespace], int]
 
 
 async def run_admin(settings: Settings, args: argparse.Namespace) -> Any:
-    engine = create_engine(settings.config.database.url)
+    engine = await open_existing(settings.config.database.url)
     try:
-        await upgrade(engine)
         args.reports = Reports(engine, settings.config.reports.max_range_days)
         return msgspec.to_builtins(await _dispatch(AccountStore(engine), Ledger(engine), args))
     finally:

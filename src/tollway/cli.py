@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
+from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.config import Settings, load_settings
 from tollway.errors import ConfigError, TollwayError
@@ -28,59 +28,27 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from tollway.app import create_app
-    from tollway.db import create_engine, upgrade
+    from tollway.serving.run import serve
 
     settings = _settings(args)
     server = settings.config.server
-    host = args.host or server.host
-    port = server.port if args.port is None else args.port
-    workers = args.workers or server.workers
-    if settings.config.database.migrates_on_start:
-        asyncio.run(_migrate(settings, create_engine, upgrade))
-    public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    public_url = f"http://{public_host}:{port}"
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "http": "httptools",
-        "loop": "uvloop" if _has("uvloop") else "asyncio",
-        "access_log": args.access_log,
-        "log_level": "info" if args.access_log else "warning",
-        "timeout_graceful_shutdown": 5,
-    }
-    print(
-        f"tollway: serving {len(settings.config.models)} model(s) on {public_url} "
-        f"({workers} worker(s), config: {settings.source})",
-        file=sys.stderr,
-        flush=True,
+    return serve(
+        settings,
+        host=args.host or server.host,
+        port=server.port if args.port is None else args.port,
+        workers=args.workers or server.workers,
+        access_log=args.access_log,
     )
-    if workers == 1:
-        uvicorn.run(create_app(settings, public_url=public_url), **options)
-    else:
-        if args.config:
-            os.environ["TOLLWAY_CONFIG"] = os.path.abspath(args.config)
-        os.environ["TOLLWAY_PUBLIC_URL"] = public_url
-        uvicorn.run("tollway.app:app_from_env", factory=True, workers=workers, **options)
-    return 0
 
 
-async def _migrate(settings: Settings, create_engine: Any, upgrade: Any) -> None:
-    engine = create_engine(settings.config.database.url)
+async def _migrate(settings: Settings) -> None:
+    from tollway.db import create_engine, prepare
+
+    engine = create_engine(settings.config.database.url, pool_size=1)
     try:
-        await upgrade(engine)
+        await prepare(engine, migrate=True)
     finally:
         await engine.dispose()
-
-
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 def _mock_upstream(args: argparse.Namespace) -> int:
@@ -91,10 +59,8 @@ def _mock_upstream(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from tollway.db import create_engine, upgrade
-
     settings = _settings(args)
-    asyncio.run(_migrate(settings, create_engine, upgrade))
+    asyncio.run(_migrate(settings))
     _print_json({"database": _redact_url(settings.config.database.url), "revision": "head"})
     return 0
 
@@ -107,13 +73,13 @@ def _redact_url(url: str) -> str:
 
 
 def _ledger_verify(args: argparse.Namespace) -> int:
-    from tollway.db import create_engine
+    from tollway.db import open_existing
     from tollway.ledger.verify import verify_ledger
 
     settings = _settings(args)
 
     async def run() -> int:
-        engine = create_engine(settings.config.database.url)
+        engine = await open_existing(settings.config.database.url)
         try:
             report = await verify_ledger(engine)
         finally:
@@ -137,13 +103,13 @@ def _ledger_verify(args: argparse.Namespace) -> int:
 
 
 def _rebuild_rollup(args: argparse.Namespace) -> int:
-    from tollway.db import create_engine
+    from tollway.db import open_existing
     from tollway.ledger.rebuild import rebuild_rollup
 
     settings = _settings(args)
 
     async def run() -> int:
-        engine = create_engine(settings.config.database.url)
+        engine = await open_existing(settings.config.database.url)
         try:
             return await rebuild_rollup(engine)
         finally:
@@ -209,6 +175,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_url(args: argparse.Namespace) -> str:
+    try:
+        return _settings(args).config.database.url
+    except TollwayError:
+        return "<the configured database>"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int | Awaitable[int]] = args.run
@@ -219,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except TollwayError as exc:
         print(f"tollway: {exc}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as exc:  # the database failed under a command: say so, briefly
+        from tollway.db import unavailable
+
+        print(f"tollway: {unavailable(_database_url(args), exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

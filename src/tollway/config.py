@@ -8,6 +8,7 @@ are read from the environment once, at load time.  Every problem becomes one
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -32,6 +33,8 @@ __all__ = [
 
 BUILTIN_DEMO = "builtin:demo"
 KNOWN_ENCODINGS = ("o200k_base", "cl100k_base")
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 Seconds = Annotated[float, Meta(gt=0, le=86_400)]
 
@@ -78,6 +81,17 @@ class ServerConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     auth_cache_seconds: Annotated[float, Meta(ge=0, le=300)] = 5.0
     # The HTTP client tollway forwards with: aiohttp (measured fastest) or httpx.
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    # Browser origins allowed to call tollway (CORS); "*" allows any.  Empty: no CORS headers at all.
+    cors_origins: list[str] = field(default_factory=list)
+    # Slow clients: the longest a connection may take to send a whole request head, and the
+    # longest a request body may stall between two reads.
+    header_timeout: Seconds = 10.0
+    body_timeout: Seconds = 30.0
+    # On SIGTERM: stop accepting, let requests in flight finish this long, then end the rest.
+    shutdown_grace_seconds: Annotated[float, Meta(ge=0, le=3600)] = 30.0
+    # The closing usage chunk of a stream whose client did not ask for usage: OpenAI's own
+    # shape (`"choices": []`), or with one empty choice for clients that read choices[0].
+    stream_usage_chunk: Literal["empty_choices", "with_choice"] = "empty_choices"
 
 
 class AdminConfig(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -230,6 +244,12 @@ def _validate(config: Config, source: str) -> None:
         for header in up.headers:
             if header.lower() == "authorization":
                 raise fail(entry, "headers must not carry Authorization; use api_key_env")
+    for origin in config.server.cors_origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{source}: [server] cors_origins: {origin!r} is not an origin "
+                '(scheme://host[:port], no path or trailing slash; or "*")'
+            )
     if not config.models:
         raise ConfigError(f"{source}: [[models]]: no model is served")
     model_names: set[str] = set()

@@ -2,12 +2,16 @@
 
     TollwayError
      ├── ConfigError            start-up refuses a bad configuration
+     ├── StartupError           start-up cannot go on (one message, no traceback)
+     │    ├── DatabaseUnavailable   the database cannot be opened or read
+     │    └── SchemaOutdated        the schema is older than this tollway (run `tollway db upgrade`)
      └── APIError               anything a client sees, in OpenAI's error shape
           ├── InvalidRequest        400 invalid_request_error (param names the field)
           ├── AuthenticationFailed  401 invalid_api_key
           ├── InsufficientCredit    402 insufficient_credit
           ├── NotFound              404 (model_not_found, not_found)
           ├── Conflict              409 (an idempotency key reused for another amount)
+          ├── RequestTimeout        408 request_timeout (a request body stalled)
           ├── RequestTooLarge       413 request_too_large
           ├── SpendLimitExceeded    429 spend_limit_exceeded
           ├── UpstreamStatus        the upstream's own 4xx/5xx, body passed through
@@ -27,11 +31,15 @@ __all__ = [
     "AuthenticationFailed",
     "ConfigError",
     "Conflict",
+    "DatabaseUnavailable",
     "InsufficientCredit",
     "InvalidRequest",
     "NotFound",
+    "RequestTimeout",
     "RequestTooLarge",
+    "SchemaOutdated",
     "SpendLimitExceeded",
+    "StartupError",
     "TollwayError",
     "UpstreamStatus",
     "UpstreamTimeout",
@@ -55,10 +63,24 @@ class ConfigError(TollwayError):
     """The configuration cannot be served; the message names file, entry and problem."""
 
 
+class StartupError(TollwayError):
+    """Start-up cannot go on; the message names what (the database, the address) and why."""
+
+
+class DatabaseUnavailable(StartupError):
+    pass
+
+
+class SchemaOutdated(StartupError):
+    pass
+
+
 class APIError(TollwayError):
     status: int = 500
     type: str = "server_error"
     code: str | None = "internal_error"
+    # Headers every response of this class carries.
+    fixed_headers: dict[str, str] = {}
 
     def __init__(
         self,
@@ -76,7 +98,7 @@ class APIError(TollwayError):
         if status is not None:
             self.status = status
         self.param = param
-        self.headers = headers or {}
+        self.headers = {**self.fixed_headers, **headers} if headers else dict(self.fixed_headers)
 
     def body(self) -> bytes:
         return error_body(self.message, self.type, self.code, self.param)
@@ -133,16 +155,29 @@ class UpstreamStatus(APIError):
         return self.raw_body
 
 
+# Retrying cannot succeed: the OpenAI and Anthropic SDKs honour `x-should-retry: false`.
+_NO_RETRY = {"x-should-retry": "false"}
+
+
 class InsufficientCredit(APIError):
     status = 402
     type = "insufficient_quota"
     code = "insufficient_credit"
+    fixed_headers = _NO_RETRY
 
 
 class SpendLimitExceeded(APIError):
     status = 429
     type = "insufficient_quota"
     code = "spend_limit_exceeded"
+    fixed_headers = _NO_RETRY
+
+
+class RequestTimeout(APIError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+    fixed_headers = {"connection": "close"}
 
 
 class Conflict(APIError):

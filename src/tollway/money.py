@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["NANOS_PER_USD", "MoneyError", "format_usd", "parse_usd"]
+__all__ = [
+    "MAX_BALANCE_NANOS",
+    "MAX_REQUEST_COST_NANOS",
+    "NANOS_PER_USD",
+    "MoneyError",
+    "format_usd",
+    "parse_usd",
+]
 
 NANOS_PER_USD = 1_000_000_000
-# Far beyond any real credit, and well inside a signed 64-bit column.
+# Far beyond any real credit, and well inside a signed 64-bit column (9.2e18): the most one amount,
+# and the most a workspace's balance, may hold ($1,000,000,000).
 MAX_ABS_NANOS = 10**18
+MAX_BALANCE_NANOS = MAX_ABS_NANOS
+# No single request can cost more than this ($1,000,000); an upstream usage report that would is
+# not believed (it is counted instead), so no debit can overflow the ledger's integers.
+MAX_REQUEST_COST_NANOS = 10**15
 
 
 class MoneyError(ValueError):
@@ -39,7 +51,7 @@ def parse_usd(text: object, *, allow_negative: bool = False) -> int:
     if nanos < 0 and not allow_negative:
         raise MoneyError("must not be negative")
     if abs(nanos) > MAX_ABS_NANOS:
-        raise MoneyError("is too large")
+        raise MoneyError(f"is too large (the most is {format_usd(MAX_ABS_NANOS)})")
     return nanos
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.accounts import AccountStore
@@ -17,9 +18,10 @@ from tollway.billing.biller import Biller
 from tollway.billing.recovery import Recovery
 from tollway.chat.routing import Router
 from tollway.config import Settings
-from tollway.db import create_engine, ensure_current, upgrade
+from tollway.db import create_engine, prepare, unavailable
 from tollway.ledger import Ledger
 from tollway.reports.service import Reports
+from tollway.serving.shutdown import Shutdown
 from tollway.tokens import TokenCounter
 from tollway.upstream.client import UpstreamClient
 
@@ -47,6 +49,7 @@ class Runtime:
         self.recovery = recovery
         self.biller = Biller(ledger, settings.prices, counter, recovery.instance_id)
         self.reports = Reports(engine, settings.config.reports.max_range_days)
+        self.shutdown = Shutdown(settings.config.server.shutdown_grace_seconds)
 
 
 @asynccontextmanager
@@ -54,6 +57,7 @@ async def open_runtime(
     settings: Settings,
     *,
     demo_base_url: str | None = None,
+    demo_key: str | None = None,
     upstream_transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Runtime]:
     database = settings.config.database
@@ -61,14 +65,12 @@ async def open_runtime(
     upstream = UpstreamClient(
         settings,
         demo_base_url=demo_base_url,
+        demo_key=demo_key,
         transport=upstream_transport,
         backend=settings.config.server.upstream_client,
     )
     try:
-        if database.migrates_on_start:
-            await upgrade(engine)
-        else:
-            await ensure_current(engine)
+        await prepare(engine, migrate=database.migrates_on_start)
         counter = await TokenCounter.load(("o200k_base", "cl100k_base"))
         ledger = Ledger(engine)
         timing = settings.config.ledger
@@ -79,7 +81,10 @@ async def open_runtime(
             dead_after=timing.dead_after_seconds,
             interval=timing.reap_interval_seconds,
         )
-        await recovery.register()
+        try:
+            await recovery.register()
+        except (SQLAlchemyError, OSError) as exc:
+            raise unavailable(database.url, exc) from exc
         task = asyncio.create_task(recovery.run(), name="tollway-recovery")
         runtime = Runtime(settings, engine, counter, upstream, recovery, ledger)
         # What start-up loaded (modules, token encodings, the app) lives as long as the process:
@@ -87,9 +92,11 @@ async def open_runtime(
         # (~4 ms for the encodings alone) in the middle of some request.
         gc.collect()
         gc.freeze()
+        runtime.shutdown.install()
         try:
             yield runtime
         finally:
+            runtime.shutdown.uninstall()
             gc.unfreeze()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,20 +12,56 @@ from typing import Any, Literal
 
 from msgspec import Struct
 
-__all__ = ["ReportedUsage", "Source", "Usage", "read_reported", "to_openai"]
+__all__ = ["INVALID", "MAX_TOKENS", "ReportedUsage", "Source", "Usage", "read_reported", "to_openai"]
 
 Source = Literal["upstream", "counted"]
 
 
+# The largest token count believed (SPEC §3): any other number makes the whole report invalid.
+MAX_TOKENS = 2**53 - 1
+
+# Fields that hold token counts, at the top level and in the two details sections.
+_TOP_COUNTS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation_tokens",
+    "cache_write_tokens",
+    "prompt_cache_hit_tokens",
+    "prompt_cache_miss_tokens",
+    "reasoning_tokens",
+)
+_DETAILS = (
+    "prompt_tokens_details",
+    "completion_tokens_details",
+    "input_tokens_details",
+    "output_tokens_details",
+)
+
+
 class ReportedUsage(Struct, frozen=True):
-    """What an upstream said; None where it said nothing usable."""
+    """What an upstream said; None where it said nothing.
+
+    `invalid` marks a report that was there but not made of non-negative
+    integers below 2^53 (a float, a string, a negative or absurd number, a
+    details section that is not an object): it is ignored whole, the usage is
+    counted instead, and the usage record says so.
+    """
 
     prompt: int | None
     completion: int | None
     cached: int | None
     cache_write: int | None
     reasoning: int | None
-    raw: Mapping[str, Any]
+    raw: Mapping[str, Any] | None
+    invalid: bool = False
+
+
+INVALID = ReportedUsage(None, None, None, None, None, None, invalid=True)
 
 
 class Usage(Struct, frozen=True, kw_only=True):
@@ -38,6 +74,8 @@ class Usage(Struct, frozen=True, kw_only=True):
     completion_source: Source = "upstream"
     # True when the counting encoding had to be guessed for an unknown model.
     estimated: bool = False
+    # True when the upstream sent a usage report that was not believable (see ReportedUsage).
+    report_invalid: bool = False
     raw: Mapping[str, Any] | None = None
 
     @property
@@ -45,19 +83,32 @@ class Usage(Struct, frozen=True, kw_only=True):
         return self.prompt + self.completion
 
 
-def _count(value: Any) -> int | None:
-    if type(value) is int and value >= 0:
-        return value
-    if type(value) is float and value >= 0 and value.is_integer():
-        return int(value)
-    return None
+def _is_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_TOKENS
+
+
+def _valid(usage: Mapping[str, Any]) -> bool:
+    for name in _TOP_COUNTS:
+        value = usage.get(name)
+        if value is not None and not _is_count(value):
+            return False
+    for name in _DETAILS:
+        section = usage.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, Mapping):
+            return False
+        for value in section.values():
+            # Non-numbers in details (labels, nested objects) are not token counts; numbers must be.
+            if isinstance(value, int | float) and not _is_count(value):
+                return False
+    return True
 
 
 def _first(*values: Any) -> int | None:
     for value in values:
-        counted = _count(value)
-        if counted is not None:
-            return counted
+        if value is not None:
+            return int(value)
     return None
 
 
@@ -67,11 +118,15 @@ def _section(usage: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def read_reported(usage: Any) -> ReportedUsage | None:
-    """Normalise an upstream `usage` object; None if it is absent or not an object."""
-    if not isinstance(usage, Mapping):
+    """Normalise an upstream `usage` value: None if absent, `INVALID` if not believable."""
+    if usage is None:
         return None
-    prompt_details = _section(usage, "prompt_tokens_details")
-    completion_details = _section(usage, "completion_tokens_details")
+    if not isinstance(usage, Mapping) or not _valid(usage):
+        return INVALID
+    prompt_details = _section(usage, "prompt_tokens_details") or _section(usage, "input_tokens_details")
+    completion_details = _section(usage, "completion_tokens_details") or _section(
+        usage, "output_tokens_details"
+    )
     return ReportedUsage(
         prompt=_first(usage.get("prompt_tokens"), usage.get("input_tokens")),
         completion=_first(usage.get("completion_tokens"), usage.get("output_tokens")),

@@ -17,7 +17,7 @@ from tollway.chat.request import parse_chat_request
 from tollway.chat.routing import Router
 from tollway.chat.stream import relay_stream
 from tollway.config import Config, ModelConfig, Settings, UpstreamConfig
-from tollway.pricing import PriceBook
+from tollway.pricing import PriceBook, make_price
 from tollway.tokens import TokenCounter
 from tollway.upstream.scrub import Scrubber
 from tollway.usage import Usage
@@ -73,10 +73,16 @@ class Recorder:
         return Decimal("0.000042")
 
 
-def context(idle: float = 5.0, encoding: str = "o200k_base", **body: Any) -> ChatContext:
+PRICE = make_price("m", 0, input="1.00", output="2.00")
+
+
+def context(
+    idle: float = 5.0, encoding: str = "o200k_base", upstream_model: str | None = None, **body: Any
+) -> ChatContext:
     upstream = UpstreamConfig(name="up", base_url="http://upstream.test/v1", idle_timeout=idle)
+    model = ModelConfig(name="m", upstream="up", encoding=encoding, upstream_model=upstream_model)
     settings = Settings(
-        config=Config(upstreams=[upstream], models=[ModelConfig(name="m", upstream="up", encoding=encoding)]),
+        config=Config(upstreams=[upstream], models=[model]),
         source="test",
         prices=PriceBook([]),
     )
@@ -92,11 +98,17 @@ def context(idle: float = 5.0, encoding: str = "o200k_base", **body: Any) -> Cha
         chat=chat,
         upstream=upstream,
         started_us=0,
+        price=PRICE,
     )
 
 
 async def relay(
-    counter: TokenCounter, pieces: Sequence[bytes], *, ctx: ChatContext | None = None, pause: float = 0.0
+    counter: TokenCounter,
+    pieces: Sequence[bytes],
+    *,
+    ctx: ChatContext | None = None,
+    pause: float = 0.0,
+    usage_with_choice: bool = False,
 ) -> tuple[list[bytes], Recorder]:
     async def body() -> AsyncIterator[bytes]:
         for piece in pieces:
@@ -111,7 +123,12 @@ async def relay(
         out = [
             piece
             async for piece in relay_stream(
-                ctx or context(), response, counter, Scrubber(["sk-secret-key-123"]), recorder
+                ctx or context(),
+                response,
+                counter,
+                Scrubber(["sk-secret-key-123"]),
+                recorder,
+                usage_with_choice=usage_with_choice,
             )
         ]
     return out, recorder
@@ -267,10 +284,67 @@ async def test_tool_calls_and_reasoning_are_counted(counter: TokenCounter) -> No
     assert recorder.calls[0][0] == "completed"
 
 
-@pytest.mark.parametrize("garbage", [b"data: not json\n\n", b"data: [1,2]\n\n"])
-async def test_non_json_payloads_are_relayed_untouched(counter: TokenCounter, garbage: bytes) -> None:
-    out, _ = await relay(counter, [garbage, chunk(" Hi"), chunk(finish="stop")])
-    assert events(out)[0] == garbage.rstrip(b"\n")
+@pytest.mark.parametrize(
+    "garbage", [b"data: not json\n\n", b"data: [1,2]\n\n", b'data: {"broken"\n\n', b"data: 42\n\n"]
+)
+async def test_data_that_is_not_a_json_object_is_dropped(counter: TokenCounter, garbage: bytes) -> None:
+    """SPEC §3: SDK parsers break on it, so it never reaches the client."""
+    out, recorder = await relay(counter, [garbage, chunk(" Hi"), garbage, chunk(finish="stop")])
+    assert events(out)[:2] == [chunk(" Hi").rstrip(b"\n"), chunk(finish="stop").rstrip(b"\n")]
+    assert garbage.strip() not in b"".join(out)
+    assert recorder.calls[0][0] == "completed"
+
+
+async def test_an_alias_shows_the_served_name_in_every_chunk(counter: TokenCounter) -> None:
+    ctx = context(upstream_model="upstream-snapshot-1")
+    spaced = b'data: {"id": "c1", "model": "up", "choices": [{"index": 0, "delta": {"content": "!"}}]}\n\n'
+    out, _ = await relay(counter, [chunk(" Hi"), spaced, chunk(finish="stop"), USAGE_CHUNK], ctx=ctx)
+    decoded = [msgspec.json.decode(e.removeprefix(b"data: ")) for e in events(out)[:-1]]
+    assert [d["model"] for d in decoded] == ["m", "m", "m", "m"]
+    assert ctx.upstream_model == "up"  # the record keeps what the upstream said
+    # Without an alias the upstream's own value (e.g. a dated snapshot) passes through byte for byte.
+    out, _ = await relay(counter, [chunk(" Hi"), chunk(finish="stop"), USAGE_CHUNK])
+    assert events(out)[0] == chunk(" Hi").rstrip(b"\n")
+
+
+@pytest.mark.parametrize(("asked", "with_choice"), [(False, True), (True, False)])
+async def test_with_choice_usage_chunk_only_for_clients_that_did_not_ask(
+    counter: TokenCounter, asked: bool, with_choice: bool
+) -> None:
+    ctx = context(stream_options={"include_usage": True}) if asked else context()
+    out, _ = await relay(
+        counter, [chunk(" Hi"), chunk(finish="stop"), USAGE_CHUNK], ctx=ctx, usage_with_choice=True
+    )
+    closing = msgspec.json.decode(events(out)[-2].removeprefix(b"data: "))
+    expected = [{"index": 0, "delta": {}, "finish_reason": None}] if with_choice else []
+    assert closing["choices"] == expected
+    assert closing["usage"]["prompt_tokens"] == 11 and closing["usage"]["cost"] == 0.000042
+    assert events(out)[-1] == b"data: [DONE]"
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 1e30, "completion_tokens": 2},
+        {"prompt_tokens": 3.5, "completion_tokens": 2},
+        {"prompt_tokens": -4, "completion_tokens": 2},
+        "lots",
+        {"prompt_tokens": 2**52, "completion_tokens": 2},  # below 2^53, but a cost past $1M: not believed
+    ],
+)
+async def test_an_invalid_usage_report_is_ignored_and_counted(counter: TokenCounter, usage: Any) -> None:
+    bad = b"data: " + msgspec.json.encode({"id": "c1", "choices": [], "usage": usage}) + b"\n\n"
+    out, recorder = await relay(counter, [chunk(" Hello"), chunk(" world"), chunk(finish="stop"), bad])
+    state, billed = recorder.calls[0]
+    prompt = counter.count_prompt("o200k_base", MESSAGES)
+    assert state == "completed"
+    assert (billed.prompt, billed.completion) == (prompt, counter.count_text("o200k_base", " Hello world"))
+    assert (billed.prompt_source, billed.completion_source, billed.report_invalid) == (
+        "counted",
+        "counted",
+        True,
+    )
+    assert final_usage(out)["prompt_tokens"] == prompt
 
 
 async def _relay_body(counter: TokenCounter, body: AsyncIterator[bytes]) -> tuple[list[bytes], Recorder]:

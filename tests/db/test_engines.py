@@ -14,7 +14,7 @@ from tests.ledger.conftest import usage_record
 from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
 from tollway.db import create_engine, ensure_current, upgrade
-from tollway.errors import ConfigError
+from tollway.errors import SchemaOutdated
 from tollway.ledger import Ledger
 
 
@@ -60,7 +60,7 @@ async def test_postgres_refuses_truncate(engine: AsyncEngine, table: str) -> Non
 async def test_an_old_schema_is_refused_until_upgraded(engine: AsyncEngine) -> None:
     await upgrade(engine, "0002")
     with pytest.raises(
-        ConfigError, match=r"schema is at revision 0002, this tollway needs 0003: run `tollway db"
+        SchemaOutdated, match=r"schema revision 0002, this tollway needs 0005: run `tollway db"
     ):
         await ensure_current(engine)
     await upgrade(engine)

@@ -169,6 +169,7 @@ migrate_on_start = true
 
 [server]
 max_request_bytes = 65536
+cors_origins = ["https://app.example"]
 
 [pricing]
 dir = "prices"
@@ -240,6 +241,10 @@ upstream = "dead"
 name = "fallback-model"
 upstream = ["dead", "mock"]
 upstream_model = "demo"
+
+[[models]]
+name = "demo"
+upstream = "mock"
 """
 
 
@@ -252,6 +257,7 @@ MODELS = (
     "impatient",
     "dead-model",
     "fallback-model",
+    "demo",
 )
 # USD per million tokens: input, cached input, cache write, output, reasoning; and a request fee.
 RATES = {

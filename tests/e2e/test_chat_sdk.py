@@ -212,4 +212,5 @@ def test_models_list(client: openai.OpenAI) -> None:
         "impatient",
         "dead-model",
         "fallback-model",
+        "demo",
     ]

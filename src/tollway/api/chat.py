@@ -9,6 +9,7 @@ import anyio
 from litestar import Request, Response, post
 from litestar.response import Stream
 
+from tollway.api.edge import request_id as edge_request_id
 from tollway.billing.biller import Hold, Settlement
 from tollway.chat.complete import meter_completion, render_completion
 from tollway.chat.context import ChatContext, EndState
@@ -16,7 +17,6 @@ from tollway.chat.request import parse_chat_request
 from tollway.chat.routing import forward
 from tollway.chat.stream import relay_stream
 from tollway.clock import now_us
-from tollway.keys import new_id
 from tollway.money import format_usd
 from tollway.runtime import Runtime
 from tollway.usage import Usage
@@ -32,7 +32,7 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     principal = await runtime.auth.authenticate(request.headers.get("authorization"))
     chat = parse_chat_request(await request.body())
     route = runtime.router.resolve(chat.request.model)
-    request_id = new_id("req")
+    request_id = edge_request_id(request.scope)
     started = now_us()
     hold = await runtime.biller.reserve(principal, route, chat, request_id)
     try:
@@ -44,6 +44,7 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
             chat=chat,
             upstream=upstream,
             started_us=started,
+            price=hold.price,
         )
         if chat.stream:
             return await _stream(runtime, ctx, hold, response)
@@ -57,7 +58,6 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         render_completion(payload, usage, settled.cost_usd),
         media_type="application/json",
         headers={
-            "x-request-id": request_id,
             "x-request-cost": format_usd(settled.cost_nano),
             "x-tokens-used": str(usage.total),
             "x-balance-remaining": format_usd(settled.balance_nano),
@@ -74,10 +74,16 @@ async def _stream(runtime: Runtime, ctx: ChatContext, hold: Hold, response: Any)
             raise
         return settled.cost_usd
 
-    relay = relay_stream(ctx, response, runtime.counter, runtime.upstream.scrub, on_end)
+    relay = relay_stream(
+        ctx,
+        response,
+        runtime.counter,
+        runtime.upstream.scrub,
+        on_end,
+        usage_with_choice=runtime.settings.config.server.stream_usage_chunk == "with_choice",
+        shutdown=runtime.shutdown,
+    )
     # Start the relay now: from here on its own cleanup settles the reservation,
     # even if the client is gone before the first chunk is sent.
     await anext(relay)
-    return Stream(
-        relay, media_type="text/event-stream", headers={"x-request-id": ctx.request_id, **_SSE_HEADERS}
-    )
+    return Stream(relay, media_type="text/event-stream", headers=_SSE_HEADERS)

@@ -187,6 +187,8 @@ class Biller:
             prompt_source=usage.prompt_source,
             completion_source=usage.completion_source,
             estimated=usage.estimated,
+            report_invalid=usage.report_invalid,
+            upstream_model=(ctx.upstream_model or ctx.route.model.target)[:200],
             rates=_rates(hold.price),
             cost_nano=cost,
             started_at=ctx.started_us,

@@ -6,6 +6,7 @@ from msgspec import Struct
 
 from tollway.errors import Conflict, InvalidRequest
 from tollway.ledger import Balance, Draft, Entry, Ledger, LedgerWriter
+from tollway.money import MAX_BALANCE_NANOS, format_usd
 
 __all__ = ["CreditResult", "credit"]
 
@@ -41,6 +42,13 @@ async def credit(
                     )
                 return CreditResult(first, created=False)
         head = await writer.head()
+        if head.balance_nano + amount_nano > MAX_BALANCE_NANOS:
+            raise InvalidRequest(
+                f"This credit would take the balance past the maximum of ${format_usd(MAX_BALANCE_NANOS)} "
+                f"(balance now ${format_usd(head.balance_nano)}).",
+                code="balance_too_large",
+                param="amount_usd",
+            )
         if amount_nano < 0 and head.available_nano + amount_nano < 0:
             raise Conflict(
                 "This adjustment would take the available balance below zero "

@@ -30,6 +30,10 @@ async def meter_completion(
         raise UpstreamUnavailable(f"Upstream {ctx.upstream.name!r} answered with invalid JSON.") from exc
     if not isinstance(payload, dict):
         raise UpstreamUnavailable(f"Upstream {ctx.upstream.name!r} answered with a non-object body.")
+    if isinstance(model := payload.get("model"), str):
+        ctx.upstream_model = model
+    if ctx.route.alias:
+        payload["model"] = ctx.route.model.name  # clients see the name they asked for
     text: list[str] = []
     reasoning: list[str] = []
     for choice in payload.get("choices") or ():
@@ -37,7 +41,7 @@ async def meter_completion(
             text.extend(message_texts(choice.get("message")))
             reasoning.extend(reasoning_texts(choice.get("message")))
     usage = await resolve_usage(
-        counter, ctx.route, ctx.chat.body, read_reported(payload.get("usage")), text, reasoning
+        counter, ctx.route, ctx.chat.body, read_reported(payload.get("usage")), text, reasoning, ctx.price
     )
     return payload, usage
 

@@ -10,11 +10,14 @@ from tollway.auth import Principal
 from tollway.chat.request import ParsedChat
 from tollway.chat.routing import Route
 from tollway.config import UpstreamConfig
+from tollway.pricing import Price
 
 __all__ = ["ChatContext", "EndState"]
 
 # How a request that reached an upstream ended.
-EndState = Literal["completed", "client_disconnected", "upstream_broke_off", "upstream_timeout"]
+EndState = Literal[
+    "completed", "client_disconnected", "upstream_broke_off", "upstream_timeout", "server_shutdown"
+]
 
 
 class ChatContext(Struct, kw_only=True):
@@ -24,3 +27,7 @@ class ChatContext(Struct, kw_only=True):
     chat: ParsedChat
     upstream: UpstreamConfig
     started_us: int
+    # The price the request was reserved at and will be settled at.
+    price: Price
+    # The model the upstream says answered, once its answer is read.
+    upstream_model: str | None = None

@@ -3,8 +3,10 @@
 `StreamMeter` looks at each SSE data payload once: it decodes only the fields
 metering needs (text deltas, finish reasons, usage, errors), remembers the
 text for fallback counting, and decides what to relay.  Payloads are relayed
-byte for byte unless they carry usage alongside choices, in which case the
-usage is moved to the single closing usage chunk.
+byte for byte unless they carry usage alongside choices (the usage is moved
+to the single closing usage chunk) or the model is served under an alias (the
+served name replaces the upstream's).  Data that is not a JSON object is
+dropped: it would break the client's SDK.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ _encode = msgspec.json.Encoder().encode
 
 
 class StreamMeter:
-    __slots__ = ("created", "error", "finished", "id", "model", "reasoning", "reported", "text")
+    __slots__ = ("_rename", "created", "error", "finished", "id", "model", "reasoning", "reported", "text")
 
-    def __init__(self) -> None:
+    def __init__(self, rename: str | None = None) -> None:
+        """`rename`: the served name to show instead of the upstream's model (an alias), or None."""
+        self._rename = _encode(rename) if rename is not None else None
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.reported: ReportedUsage | None = None
@@ -106,17 +110,28 @@ class StreamMeter:
                 self.reported = reported
             if not chunk.choices:
                 return None  # replaced by tollway's own closing usage chunk
-            return _event(_without_usage(payload))
+            payload = _without_usage(payload)
+        if self._rename is not None and isinstance(chunk.model, str):
+            payload = self._renamed(payload, chunk.model)
         return _event(payload)
+
+    def _renamed(self, payload: bytes, model: str) -> bytes:
+        assert self._rename is not None
+        found = b'"model":' + _encode(model)
+        if found in payload:
+            return payload.replace(found, b'"model":' + self._rename, 1)
+        value = _decode_any(payload)  # spaced or reordered JSON: the slow way
+        value["model"] = msgspec.json.decode(self._rename)
+        return _encode(value)
 
     def _observe_loose(self, payload: bytes) -> bytes | None:
         """A payload that does not fit the usual shapes: meter what can be found, relay it unchanged."""
         try:
             value = _decode_any(payload)
         except msgspec.DecodeError:
-            return _event(payload)  # not JSON at all: not ours to judge, relay it
+            return None  # not JSON: SDKs would fail to parse it (SPEC §3)
         if not isinstance(value, dict):
-            return _event(payload)
+            return None
         if value.get("error") is not None:
             self.error = value["error"]
             return None
@@ -125,13 +140,19 @@ class StreamMeter:
                 self.finished = self.finished or bool(choice.get("finish_reason"))
                 self.text.extend(message_texts(choice.get("delta")))
                 self.reasoning.extend(reasoning_texts(choice.get("delta")))
+        if self.id is None:
+            self.id, self.created, self.model = value.get("id"), value.get("created"), value.get("model")
+        changed = False
         if (reported := read_reported(value.get("usage"))) is not None:
             self.reported = reported
             if not value.get("choices"):
                 return None
             value["usage"] = None
-            return _event(_encode(value))
-        return _event(payload)
+            changed = True
+        if self._rename is not None and "model" in value:
+            value["model"] = msgspec.json.decode(self._rename)
+            changed = True
+        return _event(_encode(value) if changed else payload)
 
 
 def _without_usage(payload: bytes) -> bytes:

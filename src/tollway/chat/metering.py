@@ -1,4 +1,4 @@
-"""Completing usage: upstream numbers where reported, tiktoken counts where not."""
+"""Completing usage: upstream numbers where reported and believable, tiktoken counts where not."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from tollway.chat.routing import Route
+from tollway.money import MAX_REQUEST_COST_NANOS
+from tollway.pricing import Price, cost_nanos
 from tollway.tokens import TokenCounter
-from tollway.usage import ReportedUsage, Source, Usage
+from tollway.usage import INVALID, ReportedUsage, Source, Usage
 
 __all__ = ["resolve_usage"]
 
@@ -19,8 +21,45 @@ async def resolve_usage(
     reported: ReportedUsage | None,
     text: Sequence[str],
     reasoning: Sequence[str],
+    price: Price | None = None,
 ) -> Usage:
-    """The usage to bill.  Counting happens only for what the upstream left out."""
+    """The usage to bill.  Counting happens only for what the upstream left out.
+
+    A report that is invalid (see `ReportedUsage`), or whose cost at `price` would pass
+    `MAX_REQUEST_COST_NANOS`, is ignored whole: everything is counted and the usage says so.
+    """
+    if reported is not None and not reported.invalid:
+        usage = await _complete(counter, route, request_body, reported, text, reasoning)
+        if price is None or _plausible(price, usage):
+            return usage
+        reported = INVALID
+    usage = await _complete(counter, route, request_body, None, text, reasoning)
+    if reported is None:
+        return usage
+    return Usage(
+        prompt=usage.prompt,
+        completion=usage.completion,
+        reasoning=usage.reasoning,
+        prompt_source="counted",
+        completion_source="counted",
+        estimated=usage.estimated,
+        report_invalid=True,
+    )
+
+
+def _plausible(price: Price, usage: Usage) -> bool:
+    cost = cost_nanos(price, usage.prompt, usage.completion, usage.cached, usage.cache_write, usage.reasoning)
+    return cost <= MAX_REQUEST_COST_NANOS
+
+
+async def _complete(
+    counter: TokenCounter,
+    route: Route,
+    request_body: dict[str, Any],
+    reported: ReportedUsage | None,
+    text: Sequence[str],
+    reasoning: Sequence[str],
+) -> Usage:
     prompt_source: Source = "upstream"
     completion_source: Source = "upstream"
     if reported is not None and reported.prompt is not None:

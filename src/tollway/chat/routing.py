@@ -21,6 +21,11 @@ class Route(Struct, frozen=True):
     # The encoding is a guess for a model tiktoken does not know: counts are estimates.
     estimated: bool
 
+    @property
+    def alias(self) -> bool:
+        """Served under another name than the upstream's: responses show the served name (SPEC §3)."""
+        return self.model.name != self.model.target
+
 
 class Router:
     def __init__(self, settings: Settings) -> None:

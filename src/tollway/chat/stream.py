@@ -8,6 +8,8 @@ End states (see the README):
 - upstream_broke_off / upstream_timeout: the upstream failed mid-stream; what
   was delivered is counted (never the error text), the client gets the usage
   chunk and then an error event instead of `[DONE]`.
+- server_shutdown: the server ended the stream when its shutdown grace period
+  was over (see tollway.serving.shutdown); billed and closed as a break-off.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tollway.chat.context import ChatContext, EndState
 from tollway.chat.meter import StreamMeter
 from tollway.chat.metering import resolve_usage
 from tollway.errors import error_body
+from tollway.serving.shutdown import Cut, Shutdown
 from tollway.tokens import TokenCounter
 from tollway.upstream.client import chunks_with_idle_timeout
 from tollway.upstream.scrub import Scrubber
@@ -58,12 +61,21 @@ def _relay(events: list[SSEEvent], meter: StreamMeter) -> tuple[bytes, bool]:
 
 
 async def relay_stream(
-    ctx: ChatContext, response: httpx.Response, counter: TokenCounter, scrub: Scrubber, on_end: OnEnd
+    ctx: ChatContext,
+    response: httpx.Response,
+    counter: TokenCounter,
+    scrub: Scrubber,
+    on_end: OnEnd,
+    *,
+    usage_with_choice: bool = False,
+    shutdown: Shutdown | None = None,
 ) -> AsyncIterator[bytes]:
-    meter = StreamMeter()
+    """Relay the upstream's stream; `usage_with_choice` is `[server] stream_usage_chunk = "with_choice"`."""
+    meter = StreamMeter(ctx.route.model.name if ctx.route.alias else None)
     parser = SSEParser()
     state: EndState = "client_disconnected"
-    chunks = chunks_with_idle_timeout(response, ctx.upstream.idle_timeout)
+    closed_from_outside = True  # until the reading below finishes on its own
+    chunks = chunks_with_idle_timeout(response, ctx.upstream.idle_timeout, shutdown)
     try:
         # The caller takes this first, empty item to start the generator, so that
         # the `finally` below is guaranteed to run (a never-started generator skips it).
@@ -87,16 +99,25 @@ async def relay_stream(
             state = "upstream_timeout"
         except httpx.HTTPError:
             state = "upstream_broke_off"
+        except Cut:
+            state = "server_shutdown"
+        closed_from_outside = False
     finally:
-        # Runs on cancellation too (the client went away): close the upstream
-        # at once, shielded so the cleanup itself cannot be cancelled.
+        # Runs on cancellation too (the client went away, or the server cancelled it while
+        # shutting down): close the upstream at once, shielded so the cleanup cannot be cancelled.
         with anyio.CancelScope(shield=True):
             await response.aclose()
-            if state == "client_disconnected":
+            if isinstance(meter.model, str):
+                ctx.upstream_model = meter.model
+            if closed_from_outside:
+                if shutdown is not None and shutdown.cutting:
+                    state = "server_shutdown"
                 await on_end(ctx, state, await _usage(ctx, counter, meter))
     usage = await _usage(ctx, counter, meter)
     cost = await on_end(ctx, state, usage)
-    yield _usage_chunk(meter, usage, cost)
+    options = ctx.chat.request.stream_options
+    asked = options is not None and bool(options.include_usage)
+    yield _usage_chunk(ctx, meter, usage, cost, with_choice=usage_with_choice and not asked)
     yield _DONE if state == "completed" else _error_event(state, meter, scrub)
 
 
@@ -111,23 +132,35 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
 
 
 async def _usage(ctx: ChatContext, counter: TokenCounter, meter: StreamMeter) -> Usage:
-    return await resolve_usage(counter, ctx.route, ctx.chat.body, meter.reported, meter.text, meter.reasoning)
+    return await resolve_usage(
+        counter, ctx.route, ctx.chat.body, meter.reported, meter.text, meter.reasoning, ctx.price
+    )
 
 
-def _usage_chunk(meter: StreamMeter, usage: Usage, cost: Decimal | None) -> bytes:
+def _usage_chunk(
+    ctx: ChatContext, meter: StreamMeter, usage: Usage, cost: Decimal | None, *, with_choice: bool
+) -> bytes:
     chunk: dict[str, Any] = {
         "id": meter.id,
         "object": "chat.completion.chunk",
         "created": meter.created,
-        "model": meter.model,
-        "choices": [],
+        "model": ctx.route.model.name if ctx.route.alias or meter.model is None else meter.model,
+        # OpenAI's shape is no choices at all; "with_choice" adds one empty one for client code
+        # that reads choices[0] of every chunk.
+        "choices": [{"index": 0, "delta": {}, "finish_reason": None}] if with_choice else [],
         "usage": to_openai(usage, cost),
     }
     return b"data: " + _encode(chunk) + b"\n\n"
 
 
 def _error_event(state: EndState, meter: StreamMeter, scrub: Scrubber) -> bytes:
-    if state == "upstream_timeout":
+    if state == "server_shutdown":
+        body = error_body(
+            "The server is shutting down: this stream was ended (what was delivered is billed).",
+            "server_error",
+            "server_shutdown",
+        )
+    elif state == "upstream_timeout":
         body = error_body("The upstream went silent mid-stream.", "upstream_error", "upstream_timeout")
     else:
         detail = ""

@@ -6,7 +6,18 @@ every engine, cheap to compare and index.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    text,
+)
 
 __all__ = [
     "api_keys",
@@ -100,6 +111,8 @@ usage_records = Table(
     Column("cost_nano", BigInteger, nullable=False),
     Column("started_at", BigInteger, nullable=False),
     Column("finished_at", BigInteger, nullable=False),
+    Column("report_invalid", Boolean, nullable=False, server_default=text("false")),
+    Column("upstream_model", String(200), nullable=False, server_default=""),
 )
 
 # Live tollway processes; reservations of a process that stopped beating are released.

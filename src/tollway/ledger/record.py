@@ -28,3 +28,7 @@ class UsageRecord(Struct, frozen=True, kw_only=True):
     cost_nano: int
     started_at: int
     finished_at: int
+    # The upstream sent a usage report that was not believable: it was ignored and the usage counted.
+    report_invalid: bool = False
+    # What the upstream called the model that answered (the served name is `model`).
+    upstream_model: str = ""

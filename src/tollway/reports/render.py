@@ -100,6 +100,7 @@ def record_view(record: UsageRecord, key_name: str | None) -> dict[str, Any]:
         "operation_type": OPERATION,
         "model": record.model,
         "upstream": record.upstream,
+        "upstream_model": record.upstream_model,
         "stream": record.stream,
         "end_state": record.end_state,
         "key": {"id": record.key_id, "name": key_name},
@@ -115,6 +116,9 @@ def record_view(record: UsageRecord, key_name: str | None) -> dict[str, Any]:
             "prompt": record.prompt_source,
             "completion": record.completion_source,
             "estimated": record.estimated,
+            # The upstream's usage report was not believable (not integers below 2^53, or a cost past
+            # the per-request maximum): it was ignored and every number counted.
+            "upstream_report_invalid": record.report_invalid,
         },
         "price": {"id": record.price_id, "currency": "USD", "unit": "per_million_tokens", **rates},
         "cost_usd": format_usd(record.cost_nano),

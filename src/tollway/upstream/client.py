@@ -28,6 +28,7 @@ from yarl import URL
 
 from tollway.config import BUILTIN_DEMO, Settings, UpstreamConfig
 from tollway.errors import APIError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
+from tollway.serving.shutdown import Cut, Shutdown
 from tollway.upstream.scrub import Scrubber
 
 __all__ = ["Backend", "UpstreamClient", "chunks_with_idle_timeout"]
@@ -45,6 +46,7 @@ class UpstreamClient:
         settings: Settings,
         *,
         demo_base_url: str | None = None,
+        demo_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         backend: Backend = "aiohttp",
     ) -> None:
@@ -56,8 +58,12 @@ class UpstreamClient:
             else u.base_url.rstrip("/")
             for u in ups
         }
-        self._headers = {u.name: self._headers_for(u, settings.upstream_keys.get(u.name)) for u in ups}
-        self.scrub = Scrubber(settings.upstream_keys.values())
+        keys = dict(settings.upstream_keys)
+        for u in ups:
+            if u.base_url == BUILTIN_DEMO and demo_key:
+                keys[u.name] = demo_key  # the built-in demo answers tollway alone
+        self._headers = {u.name: self._headers_for(u, keys.get(u.name)) for u in ups}
+        self.scrub = Scrubber(keys.values())
         connections = max((u.max_connections for u in ups), default=1000)
         self.backend: Backend = "httpx" if transport is not None else backend
         self._send: _HttpxBackend | _AiohttpBackend = (
@@ -129,8 +135,13 @@ class UpstreamClient:
         return UpstreamStatus(response.status_code, self.scrub(body), content_type, headers)
 
 
-async def chunks_with_idle_timeout(response: httpx.Response, idle: float) -> AsyncIterator[bytes]:
+async def chunks_with_idle_timeout(
+    response: httpx.Response, idle: float, shutdown: Shutdown | None = None
+) -> AsyncIterator[bytes]:
     """The response body as it arrives; `TimeoutError` if the upstream goes quiet for `idle` s.
+
+    With `shutdown`, the server's graceful shutdown can end the body early: `Cut` is raised
+    (at once when waiting on the upstream, else before the next wait).
 
     Only time spent waiting on the upstream counts: a slow client (the relay
     blocked on sending) never times the upstream out.  One lazy timer per
@@ -143,8 +154,11 @@ async def chunks_with_idle_timeout(response: httpx.Response, idle: float) -> Asy
     else:
         iterator = response.aiter_bytes().__aiter__()
     watch = _IdleWatch(idle)
+    untrack = shutdown.track(watch.cut) if shutdown is not None else None
     try:
         while True:
+            if watch.cut_asked:
+                raise Cut("the server is shutting down")
             watch.waiting()
             try:
                 chunk = await anext(iterator)
@@ -153,12 +167,16 @@ async def chunks_with_idle_timeout(response: httpx.Response, idle: float) -> Asy
             except asyncio.CancelledError:
                 if watch.fired and watch.task.uncancel() == 0:
                     raise TimeoutError(f"no data from the upstream for {idle:g} s") from None
+                if watch.cut_fired and watch.task.uncancel() == 0:
+                    raise Cut("the server is shutting down") from None
                 raise
             finally:
                 watch.since = None
             yield chunk
     finally:
         watch.stop()
+        if untrack is not None:
+            untrack()
 
 
 class _IdleWatch:
@@ -168,7 +186,7 @@ class _IdleWatch:
     costs two attribute writes and a clock read.
     """
 
-    __slots__ = ("fired", "handle", "idle", "loop", "since", "task")
+    __slots__ = ("cut_asked", "cut_fired", "fired", "handle", "idle", "loop", "since", "task")
 
     def __init__(self, idle: float) -> None:
         self.loop = asyncio.get_running_loop()
@@ -178,7 +196,15 @@ class _IdleWatch:
         self.idle = idle
         self.since: float | None = None  # when the current wait began; None while not waiting
         self.fired = False
+        self.cut_asked = False  # the server is shutting down: stop before the next wait
+        self.cut_fired = False  # ... and the wait in progress was cancelled for it
         self.handle: asyncio.TimerHandle | None = None
+
+    def cut(self) -> None:
+        self.cut_asked = True
+        if self.since is not None and not self.fired:  # waiting on the upstream: wake it now
+            self.cut_fired = True
+            self.task.cancel()
 
     def waiting(self) -> None:
         self.since = now = self.loop.time()
