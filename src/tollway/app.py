@@ -25,6 +25,7 @@ from tollway.mock_upstream import create_app as create_demo_upstream
 from tollway.mock_upstream import quiet_scripted_cuts
 from tollway.runtime import open_runtime
 from tollway.serving.run import DEMO_KEY_ENV
+from tollway.serving.timeouts import BodyTimeout
 
 __all__ = ["DEMO_MOUNT", "app_from_env", "create_app"]
 
@@ -94,7 +95,7 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    edge = Edge(app, cors_origins=server.cors_origins)
+    edge = Edge(BodyTimeout(app, body_timeout=server.body_timeout), cors_origins=server.cors_origins)
     edge.startup_failures = failures
     return edge
 

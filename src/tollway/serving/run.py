@@ -26,6 +26,7 @@ from tollway.db import create_engine, prepare
 from tollway.errors import StartupError
 from tollway.serving.logs import log_config
 from tollway.serving.shutdown import UVICORN_MARGIN
+from tollway.serving.timeouts import protocol_class
 
 __all__ = ["DEMO_KEY_ENV", "serve"]
 
@@ -49,7 +50,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, access_log:
     )
     server = settings.config.server
     options: dict[str, Any] = {
-        "http": "httptools",
+        "http": protocol_class(server.header_timeout),
         "loop": "uvloop" if _has("uvloop") else "asyncio",
         "access_log": access_log,
         "log_level": "info" if access_log else "warning",
