@@ -78,6 +78,8 @@ def _bearer(authorization: str | None) -> str:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("Malformed Authorization header: expected 'Bearer tw-…'.")
-    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+    if not token.startswith(KEY_PREFIX):
         raise AuthenticationFailed("Invalid API key: tollway keys start with 'tw-'.")
+    if len(token) > 200:
+        raise AuthenticationFailed("Invalid API key: it is longer than any tollway key.")
     return token

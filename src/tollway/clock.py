@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["iso", "now_us"]
 
@@ -14,4 +14,8 @@ def now_us() -> int:
 
 def iso(us: int) -> str:
     """Microseconds since the epoch as ISO 8601 UTC, e.g. 2026-11-22T04:30:00.123456Z."""
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Integer arithmetic: a float of the seconds would be microseconds off far from 1970.
+    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

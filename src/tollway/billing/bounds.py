@@ -19,6 +19,7 @@ from tollway.chat.request import ParsedChat
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
+    "MAX_OUTPUT_TOKENS",
     "MEDIA_PART_TOKENS",
     "media_parts",
     "output_bound",
@@ -30,9 +31,13 @@ __all__ = [
 MEDIA_PART_TOKENS = 8192
 # Output cap assumed when neither the request nor the model entry gives one.
 DEFAULT_OUTPUT_TOKENS = 16384
+# No request produces more tokens than this (the spec's bound on believable usage numbers):
+# a larger `max_tokens` changes nothing but the size of the numbers the reservation works with.
+MAX_OUTPUT_TOKENS = 2**53 - 1
 _PER_MESSAGE = 8
 _PER_REQUEST = 16
 _MEDIA_TYPES = frozenset({"image_url", "input_image", "input_audio", "audio", "file", "image"})
+_encode_json = msgspec.json.Encoder().encode
 
 
 def template_margin(messages: int) -> int:
@@ -41,24 +46,60 @@ def template_margin(messages: int) -> int:
 
 
 def _text_bytes(value: Any) -> tuple[int, int]:
-    """(UTF-8 bytes of every string inside `value`, number of media parts)."""
-    if isinstance(value, str):
-        return len(value.encode()), 0
-    if isinstance(value, Mapping):
-        if value.get("type") in _MEDIA_TYPES:
-            return 0, 1
-        total = media = 0
-        for item in value.values():
-            size, count = _text_bytes(item)
-            total, media = total + size, media + count
-        return total, media
-    if isinstance(value, list):
-        total = media = 0
-        for item in value:
-            size, count = _text_bytes(item)
-            total, media = total + size, media + count
-        return total, media
-    return 0, 0
+    """(UTF-8 bytes of every string inside `value`, number of media parts).
+
+    Iterative, so no nesting depth can exhaust the stack.  A string is counted as 4 bytes per
+    character when it cannot be encoded (a lone surrogate): still an upper bound.
+    """
+    total = media = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            total += _utf8_len(item)
+        elif isinstance(item, Mapping):
+            kind = item.get("type")  # any JSON value: only a string can be hashed into the set
+            if isinstance(kind, str) and kind in _MEDIA_TYPES:
+                media += 1
+            else:
+                pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return total, media
+
+
+def _utf8_len(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return 4 * len(text)
+
+
+def _json_len(value: object) -> int:
+    """Bytes of `value` as compact JSON, or an upper bound when it cannot be encoded as it is."""
+    try:
+        return len(_encode_json(value))
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.MsgspecError):
+        # Every string at its longest escaped form (\uXXXX, 6 bytes a character) plus punctuation.
+        size, _media = _text_bytes(value)
+        return 6 * size + _punctuation(value)
+
+
+def _punctuation(value: object) -> int:
+    """Generous bytes of brackets, commas, colons, quotes and scalars outside strings."""
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        count += 32
+        if isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return count
 
 
 def prompt_byte_bound(chat: ParsedChat) -> int:
@@ -66,7 +107,7 @@ def prompt_byte_bound(chat: ParsedChat) -> int:
     size, media = _text_bytes(messages)
     tools = chat.body.get("tools")
     # Tool schemas reach the model as JSON text: keys and punctuation count too.
-    tools_size = len(msgspec.json.encode(tools)) if tools else 0
+    tools_size = _json_len(tools) if tools else 0
     count = len(messages) if isinstance(messages, list) else 0
     return size + tools_size + media * MEDIA_PART_TOKENS + template_margin(count)
 
@@ -76,10 +117,14 @@ def media_parts(chat: ParsedChat) -> int:
 
 
 def output_bound(chat: ParsedChat, model_cap: int | None) -> int:
-    """Most completion tokens the request can produce: n choices times its cap."""
+    """Most completion tokens the request can produce: n choices times its cap.
+
+    Never more than `MAX_OUTPUT_TOKENS`, however large the client's `max_tokens` and `n`: a
+    reservation is sized from it, and its numbers must stay printable and storable.
+    """
     cap = chat.output_cap
     if cap is None:
         cap = model_cap or DEFAULT_OUTPUT_TOKENS
     elif model_cap is not None:
         cap = min(cap, model_cap)
-    return (chat.request.n or 1) * cap
+    return min((chat.request.n or 1) * min(cap, MAX_OUTPUT_TOKENS), MAX_OUTPUT_TOKENS)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from tollway.usage import MAX_TOKENS
 from tollway.validation import convert, decode_object
 
 __all__ = ["ChatRequest", "Message", "ParsedChat", "parse_chat_request"]
@@ -44,8 +45,8 @@ class ChatRequest(Struct):
     messages: Annotated[list[Message], Meta(min_length=1)]
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    max_tokens: Annotated[int, Meta(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
+    max_completion_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
     n: Annotated[int, Meta(ge=1, le=128)] | None = None
     tools: list[Tool] | None = None
 

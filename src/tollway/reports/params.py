@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from msgspec import Struct
 
 from tollway.errors import InvalidRequest
-from tollway.validation import plain_text
+from tollway.validation import ascii_int, is_id, plain_text
 
 __all__ = ["Filters", "Period", "decode_cursor", "encode_cursor", "parse_days", "parse_limit", "parse_period"]
 
 US_PER_DAY = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The last instant a report may name: its ISO form must still have a four-digit year once in UTC.
+_LAST_US = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_INSTANT = re.compile(r"[0-9A-Za-z:.,+\- ]{1,64}")  # what ISO 8601 is written with (no NUL: see below)
+# Cursor integers go into signed 64-bit columns; a cursor this API returns is far shorter.
+_INT64_MAX = 2**63 - 1
+_CURSOR_CHARS = 256
+_CURSOR = re.compile(r"[A-Za-z0-9_\-]+={0,2}")
 
 
 class Period(Struct, frozen=True):
@@ -32,6 +41,9 @@ class Filters(Struct, frozen=True):
 def _instant(raw: str, param: str) -> int:
     text = raw.strip()
     try:
+        # Checked first: fromisoformat takes a NUL after a time ("2026-01-01T00:00:00\x00").
+        if _INSTANT.fullmatch(text) is None:
+            raise ValueError(text)
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise InvalidRequest(
@@ -39,10 +51,13 @@ def _instant(raw: str, param: str) -> int:
         ) from exc
     if moment.tzinfo is None:  # a bare date or time is read as UTC
         moment = moment.replace(tzinfo=UTC)
-    if not 1970 <= moment.year <= 9999:
-        raise InvalidRequest(f"{param} is out of range.", param=param)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    # Checked in UTC: 9999-12-31T23:00-05:00 is in the year 10000 there, which nothing can print.
+    us = (moment - _EPOCH) // timedelta(microseconds=1)
+    if not 0 <= us <= _LAST_US:
+        raise InvalidRequest(
+            f"{param} is out of range: from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z.", param=param
+        )
+    return us
 
 
 def parse_period(query: Mapping[str, str], now_us: int, max_days: int, default_days: int = 30) -> Period:
@@ -55,22 +70,23 @@ def parse_period(query: Mapping[str, str], now_us: int, max_days: int, default_d
     return Period(from_us, to_us)
 
 
-def parse_days(query: Mapping[str, str], max_days: int, default: int = 30) -> int:
-    raw = query.get("days")
+def _count(query: Mapping[str, str], param: str, maximum: int, default: int) -> int:
+    """A whole number from 1 to `maximum` in ASCII digits (leading zeros allowed), or a 400."""
+    raw = query.get(param)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= max_days:
-        raise InvalidRequest(f"days must be a whole number from 1 to {max_days}.", param="days")
-    return int(raw)
+    value = ascii_int(raw, 20)
+    if value is None or not 1 <= value <= maximum:
+        raise InvalidRequest(f"{param} must be a whole number from 1 to {maximum}.", param=param)
+    return value
+
+
+def parse_days(query: Mapping[str, str], max_days: int, default: int = 30) -> int:
+    return _count(query, "days", max_days, default)
 
 
 def parse_limit(query: Mapping[str, str], maximum: int = 100, default: int = 20) -> int:
-    raw = query.get("limit")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {maximum}.", param="limit")
-    return int(raw)
+    return _count(query, "limit", maximum, default)
 
 
 def parse_filters(query: Mapping[str, str]) -> Filters:
@@ -88,16 +104,32 @@ def encode_cursor(*parts: int | str) -> str:
 
 
 def decode_cursor(raw: str | None, kinds: tuple[type, ...]) -> tuple[int | str, ...] | None:
-    """The parts of a cursor this API issued, typed as `kinds`; anything else is a 400."""
+    """The parts of a cursor this API issued, typed as `kinds`; anything else is a 400.
+
+    Integer parts are ASCII digits that fit a signed 64-bit column; text parts are ids.
+    """
     if raw is None:
         return None
+    invalid = InvalidRequest("cursor is not one this API returned.", param="cursor")
+    if len(raw) > _CURSOR_CHARS or _CURSOR.fullmatch(raw) is None:
+        raise invalid
     try:
-        text = base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)).decode()
-        parts = text.split(":")
-        if len(parts) != len(kinds) or any(
-            k is int and not p.isdigit() for p, k in zip(parts, kinds, strict=True)
-        ):
-            raise ValueError(text)
-        return tuple(int(p) if kind is int else p for p, kind in zip(parts, kinds, strict=True))
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRequest("cursor is not one this API returned.", param="cursor") from exc
+        data = raw.rstrip("=").encode("ascii")
+        text = base64.b64decode(data + b"=" * (-len(data) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise invalid from exc
+    parts = text.split(":")
+    if len(parts) != len(kinds):
+        raise invalid
+    values: list[int | str] = []
+    for part, kind in zip(parts, kinds, strict=True):
+        if kind is int:
+            number = ascii_int(part, 19)
+            if number is None or number > _INT64_MAX:
+                raise invalid
+            values.append(number)
+        else:
+            if not is_id(plain_text(part, "cursor")):
+                raise invalid
+            values.append(part)
+    return tuple(values)
