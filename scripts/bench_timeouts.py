@@ -1,4 +1,4 @@
-"""Per-request cost of tollway.serving.timeouts (not a test: `python -m tests.serving.bench_timeouts`).
+"""Per-request cost of tollway.serving.timeouts (`python scripts/bench_timeouts.py`).
 
 1. BodyTimeout around a trivial ASGI app, with a body the server already holds
    (the usual case: no timer) and with a receive() that has to wait once (one timer).
