@@ -164,7 +164,7 @@ def fixture_ids(http: httpx.Client, tollway: Tollway, payer: Watched, target: Wa
 
 
 def check_response(response: httpx.Response) -> None:
-    """Below 500, an X-Request-Id, and any non-2xx body is exactly `{"error": {message, type, param, code}}`."""
+    """Below 500, an X-Request-Id, and a non-2xx body exactly `{"error": {message, type, param, code}}`."""
     note(SEED_LINE)
     status = response.status_code
     event(f"status {status}")
