@@ -58,7 +58,7 @@ def test_a_database_that_cannot_be_opened_is_one_message(
     result = tollway(
         "serve", "--port", str(free_port()), "--workers", workers, cwd=tmp_path, env=bad_sqlite_env
     )
-    assert_one_clear_failure(result, "cannot open the database", "missing-dir/x.db")
+    assert_one_clear_failure(result, "cannot open the database", "missing-dir/x.db", "does not exist")
     assert result.returncode == 1
 
 

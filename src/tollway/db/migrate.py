@@ -9,6 +9,7 @@ that fixes it.  Every failure to reach the database becomes one
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -117,6 +118,7 @@ async def open_existing(url: str) -> AsyncEngine:
         await ensure_current(engine)
     except (SQLAlchemyError, OSError) as exc:
         await engine.dispose()
+        await _settle_driver_threads()
         raise unavailable(url, exc) from exc
     except BaseException:
         await engine.dispose()
@@ -127,10 +129,23 @@ async def open_existing(url: str) -> AsyncEngine:
 async def prepare(engine: AsyncEngine, *, migrate: bool) -> None:
     """Start-up's schema rule (see the module docstring); `DatabaseUnavailable` if it cannot be reached."""
     url = engine.url.render_as_string(hide_password=False)
+    path = sqlite_path(url)
+    if path is not None and not path.parent.is_dir():
+        raise DatabaseUnavailable(f"cannot open the database {path}: its folder {path.parent} does not exist")
     try:
         if migrate or await is_empty(engine):
             await upgrade(engine)
         else:
             await ensure_current(engine)
     except (SQLAlchemyError, OSError) as exc:
+        await _settle_driver_threads()
         raise unavailable(url, exc) from exc
+
+
+async def _settle_driver_threads() -> None:
+    """Let aiosqlite's worker thread hand back its failed connection before the loop may close.
+
+    After a failed connect it answers on the loop a moment later; were the loop gone by then
+    (start-up exits on this error), that thread would print a traceback of its own.
+    """
+    await asyncio.sleep(0.05)
