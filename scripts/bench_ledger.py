@@ -33,15 +33,15 @@ from tollway.accounts import AccountStore
 from tollway.auth import Principal
 from tollway.billing.biller import Biller
 from tollway.billing.credits import credit
-from tollway.chat.context import ChatContext
-from tollway.chat.request import parse_chat_request
-from tollway.chat.routing import Router
 from tollway.clock import now_us
 from tollway.config import load_settings
 from tollway.db import create_engine, upgrade
 from tollway.ledger import Draft, Entry, Ledger, UsageRecord, chain
 from tollway.ledger.rollup import KEY, SUMMED, rollup_row
 from tollway.ledger.sql import ENTRY_COLUMNS
+from tollway.pipeline.context import RequestContext
+from tollway.pipeline.routing import Router
+from tollway.surfaces.chat_completions import CHAT_COMPLETIONS, parse_chat_request
 from tollway.tokens import TokenCounter
 from tollway.usage import Usage
 
@@ -207,13 +207,15 @@ class Workspace:
             started = time.perf_counter()
             hold = await self.biller.reserve(self.principal, self.route, chat, rid)
             reserved = time.perf_counter()
-            ctx = ChatContext(
+            ctx = RequestContext(
                 request_id=rid,
                 principal=self.principal,
                 route=self.route,
-                chat=chat,
+                surface=CHAT_COMPLETIONS,
+                call=chat,
                 upstream=self.route.upstreams[0],
                 started_us=0,
+                price=hold.price,
             )
             await self.biller.settle(hold, ctx, "completed", usage)
             done = time.perf_counter()

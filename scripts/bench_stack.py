@@ -222,11 +222,11 @@ class TollwayUpstream(Upstream):
         self.chunks = chunks_with_idle_timeout
 
     async def complete(self, payload: bytes) -> None:
-        response = await self.client.open(self.config, payload, stream=False)
+        response = await self.client.open(self.config, "/chat/completions", payload, stream=False)
         _ = response.content
 
     async def stream(self, payload: bytes) -> int:
-        response = await self.client.open(self.config, payload, stream=True)
+        response = await self.client.open(self.config, "/chat/completions", payload, stream=True)
         return await count_reads(self.chunks(response, 120), response.aclose)
 
     async def aclose(self) -> None:

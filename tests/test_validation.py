@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tollway.billing.bounds import MAX_OUTPUT_TOKENS, media_parts, output_bound, prompt_byte_bound
-from tollway.chat.request import ChatRequest, Message, ParsedChat, parse_chat_request
+from tollway.billing.bounds import MAX_OUTPUT_TOKENS, media_parts
 from tollway.errors import InvalidRequest
+from tollway.surfaces.chat_completions import ChatRequest, Message, ParsedChat, parse_chat_request
 from tollway.validation import MAX_DEPTH, ascii_int, convert, decode_object, plain_text
 
 
@@ -241,24 +241,24 @@ def test_bounds_walk_any_depth_without_recursing() -> None:
     for _ in range(100_000):
         deep = [{"x": deep}]
     chat = parsed({"messages": [{"role": "user", "content": deep}], "tools": [deep]})
-    assert prompt_byte_bound(chat) >= len("user") + len("text")
-    assert media_parts(chat) == 0
+    assert chat.prompt_bound() >= len("user") + len("text")
+    assert media_parts(chat.body.get("messages")) == 0
 
 
 @pytest.mark.parametrize("kind", [[], {}, ["image_url"], 1, None, "image_url"])
 def test_bounds_take_any_json_as_a_part_type(kind: Any) -> None:
     chat = parsed({"messages": [{"role": "user", "content": [{"type": kind, "text": "abc"}]}]})
-    assert media_parts(chat) == (1 if kind == "image_url" else 0)
-    assert prompt_byte_bound(chat) > 0
+    assert media_parts(chat.body.get("messages")) == (1 if kind == "image_url" else 0)
+    assert chat.prompt_bound() > 0
 
 
 def test_bounds_of_text_that_is_not_unicode_are_still_bounds() -> None:
     chat = parsed({"messages": [{"role": "user", "content": "\ud800\ud800"}], "tools": ["\ud800"]})
-    assert prompt_byte_bound(chat) >= 8
+    assert chat.prompt_bound() >= 8
 
 
 @pytest.mark.parametrize(("max_tokens", "n"), [(10**4000, 128), (2**53, 1), (2**63, 2), (5, 3)])
 def test_the_output_bound_stays_a_printable_number(max_tokens: int, n: int) -> None:
-    bound = output_bound(parsed({}, max_tokens=max_tokens, n=n), None)
+    bound = parsed({}, max_tokens=max_tokens, n=n).output_bound(None)
     assert bound == min(max_tokens * n, MAX_OUTPUT_TOKENS)
     assert len(str(bound)) < 20

@@ -13,10 +13,10 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from tollway.api.admin import AdminController
-from tollway.api.chat import chat_completions
 from tollway.api.credits import balance, ledger_page, pricing
 from tollway.api.edge import Edge
 from tollway.api.errors import exception_handlers
+from tollway.api.proxy import surface_route
 from tollway.api.public import get_model, health, list_models
 from tollway.api.usage import credits_daily, credits_log, credits_stats, usage_record, usage_summary
 from tollway.config import BUILTIN_DEMO, Settings, load_settings
@@ -26,6 +26,7 @@ from tollway.mock_upstream import quiet_scripted_cuts
 from tollway.runtime import open_runtime
 from tollway.serving.run import DEMO_KEY_ENV
 from tollway.serving.timeouts import BodyTimeout
+from tollway.surfaces import SURFACES
 
 __all__ = ["DEMO_MOUNT", "app_from_env", "create_app"]
 
@@ -73,7 +74,7 @@ def create_app(
         health,
         list_models,
         get_model,
-        chat_completions,
+        *(surface_route(surface) for surface in SURFACES),
         pricing,
         balance,
         ledger_page,

@@ -16,10 +16,10 @@ from tollway.accounts import AccountStore
 from tollway.auth import Authenticator
 from tollway.billing.biller import Biller
 from tollway.billing.recovery import Recovery
-from tollway.chat.routing import Router
 from tollway.config import Settings
 from tollway.db import create_engine, prepare, unavailable
 from tollway.ledger import Ledger
+from tollway.pipeline.routing import Router
 from tollway.reports.service import Reports
 from tollway.serving.shutdown import Shutdown
 from tollway.tokens import TokenCounter

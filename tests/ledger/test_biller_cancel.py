@@ -10,10 +10,10 @@ from tollway.accounts import AccountStore
 from tollway.auth import Principal
 from tollway.billing.biller import Biller
 from tollway.billing.credits import credit
-from tollway.chat.request import parse_chat_request
-from tollway.chat.routing import Router
 from tollway.config import load_settings
 from tollway.ledger import Balance, Ledger
+from tollway.pipeline.routing import Router
+from tollway.surfaces.chat_completions import parse_chat_request
 from tollway.tokens import TokenCounter
 
 

@@ -1,4 +1,4 @@
-"""The stream relay on canned upstream bytes (httpx.MockTransport: no sockets)."""
+"""The stream relay on canned upstream bytes (httpx.MockTransport: no sockets), with the chat surface."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import msgspec
 import pytest
 
 from tollway.auth import Principal
-from tollway.chat.context import ChatContext, EndState
-from tollway.chat.request import parse_chat_request
-from tollway.chat.routing import Router
-from tollway.chat.stream import relay_stream
 from tollway.config import Config, ModelConfig, Settings, UpstreamConfig
+from tollway.pipeline.context import EndState, RequestContext
+from tollway.pipeline.relay import relay_stream
+from tollway.pipeline.routing import Router
 from tollway.pricing import PriceBook, make_price
+from tollway.surfaces.chat_completions import CHAT_COMPLETIONS, parse_chat_request
 from tollway.tokens import TokenCounter
 from tollway.upstream.scrub import Scrubber
 from tollway.usage import Usage
@@ -68,7 +68,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[EndState, Usage]] = []
 
-    async def __call__(self, ctx: ChatContext, state: EndState, usage: Usage) -> Decimal | None:
+    async def __call__(self, ctx: RequestContext, state: EndState, usage: Usage) -> Decimal | None:
         self.calls.append((state, usage))
         return Decimal("0.000042")
 
@@ -78,7 +78,7 @@ PRICE = make_price("m", 0, input="1.00", output="2.00")
 
 def context(
     idle: float = 5.0, encoding: str = "o200k_base", upstream_model: str | None = None, **body: Any
-) -> ChatContext:
+) -> RequestContext:
     upstream = UpstreamConfig(name="up", base_url="http://upstream.test/v1", idle_timeout=idle)
     model = ModelConfig(name="m", upstream="up", encoding=encoding, upstream_model=upstream_model)
     settings = Settings(
@@ -89,13 +89,14 @@ def context(
     chat = parse_chat_request(
         msgspec.json.encode({"model": "m", "messages": MESSAGES, "stream": True, **body})
     )
-    return ChatContext(
+    return RequestContext(
         request_id="req_test",
         principal=Principal(
             key_id="k", key_name="n", workspace_id="w", spend_limit_nano=None, spend_limit_period="total"
         ),
         route=Router(settings).resolve("m"),
-        chat=chat,
+        surface=CHAT_COMPLETIONS,
+        call=chat,
         upstream=upstream,
         started_us=0,
         price=PRICE,
@@ -106,7 +107,7 @@ async def relay(
     counter: TokenCounter,
     pieces: Sequence[bytes],
     *,
-    ctx: ChatContext | None = None,
+    ctx: RequestContext | None = None,
     pause: float = 0.0,
     usage_with_choice: bool = False,
 ) -> tuple[list[bytes], Recorder]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from tollway.chat.request import parse_chat_request
 from tollway.errors import InvalidRequest
+from tollway.surfaces.chat_completions import parse_chat_request
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -61,7 +61,7 @@ async def opened(
     client = UpstreamClient(settings(up), transport=httpx.MockTransport(handler))
     assert client.backend == "httpx"
     try:
-        yield await client.open(up, b'{"model": "m"}', stream=stream)
+        yield await client.open(up, "/chat/completions", b'{"model": "m"}', stream=stream)
     finally:
         await client.aclose()
 

@@ -1,4 +1,7 @@
-"""POST /v1/chat/completions: authenticate → validate → reserve → forward → relay/meter → settle."""
+"""The one handler behind every surface.
+
+authenticate → validate → reserve → forward → relay/meter → settle.
+"""
 
 from __future__ import annotations
 
@@ -7,55 +10,66 @@ from typing import Any
 
 import anyio
 from litestar import Request, Response, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
 from tollway.api.edge import request_id as edge_request_id
 from tollway.billing.biller import Hold, Settlement
-from tollway.chat.complete import meter_completion, render_completion
-from tollway.chat.context import ChatContext, EndState
-from tollway.chat.request import parse_chat_request
-from tollway.chat.routing import forward
-from tollway.chat.stream import relay_stream
 from tollway.clock import now_us
 from tollway.money import format_usd
+from tollway.pipeline.complete import meter_body, render_body
+from tollway.pipeline.context import EndState, RequestContext
+from tollway.pipeline.relay import relay_stream
+from tollway.pipeline.routing import forward
 from tollway.runtime import Runtime
+from tollway.surfaces.base import Surface
 from tollway.usage import Usage
 
-__all__ = ["chat_completions"]
+__all__ = ["surface_route"]
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-@post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
+def surface_route(surface: Surface) -> HTTPRouteHandler:
+    """`POST /v1{surface.path}`, served by `proxy`."""
+
+    @post(f"/v1{surface.path}", status_code=200, name=surface.operation)
+    async def handle(request: Request[Any, Any, Any]) -> Response[Any]:
+        return await proxy(request, surface)
+
+    return handle
+
+
+async def proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[Any]:
     runtime: Runtime = request.app.state.runtime
     principal = await runtime.auth.authenticate(request.headers.get("authorization"))
-    chat = parse_chat_request(await request.body())
-    route = runtime.router.resolve(chat.request.model)
+    call = surface.parse(await request.body())
+    route = runtime.router.resolve(call.model)
     request_id = edge_request_id(request.scope)
     started = now_us()
-    hold = await runtime.biller.reserve(principal, route, chat, request_id)
+    hold = await runtime.biller.reserve(principal, route, call, request_id)
     try:
-        upstream, response = await forward(runtime.upstream, route, chat)
-        ctx = ChatContext(
+        upstream, response = await forward(runtime.upstream, route, call, surface.path)
+        ctx = RequestContext(
             request_id=request_id,
             principal=principal,
             route=route,
-            chat=chat,
+            surface=surface,
+            call=call,
             upstream=upstream,
             started_us=started,
             price=hold.price,
         )
-        if chat.stream:
+        if call.stream:
             return await _stream(runtime, ctx, hold, response)
-        payload, usage = await meter_completion(ctx, response, runtime.counter)
+        payload, usage = await meter_body(ctx, response, runtime.counter)
         settled = await runtime.biller.settle(hold, ctx, "completed", usage)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await runtime.biller.release(hold)
         raise
     return Response(
-        render_completion(payload, usage, settled.cost_usd),
+        render_body(ctx, payload, usage, settled.cost_usd),
         media_type="application/json",
         headers={
             "x-request-cost": format_usd(settled.cost_nano),
@@ -65,8 +79,8 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     )
 
 
-async def _stream(runtime: Runtime, ctx: ChatContext, hold: Hold, response: Any) -> Stream:
-    async def on_end(ctx: ChatContext, state: EndState, usage: Usage) -> Decimal | None:
+async def _stream(runtime: Runtime, ctx: RequestContext, hold: Hold, response: Any) -> Stream:
+    async def on_end(ctx: RequestContext, state: EndState, usage: Usage) -> Decimal | None:
         try:
             settled: Settlement = await runtime.biller.settle(hold, ctx, state, usage)
         except Exception:

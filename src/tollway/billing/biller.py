@@ -17,22 +17,15 @@ from msgspec import Struct
 from sqlalchemy.exc import IntegrityError
 
 from tollway.auth import Principal
-from tollway.billing.bounds import (
-    MEDIA_PART_TOKENS,
-    media_parts,
-    output_bound,
-    prompt_byte_bound,
-    template_margin,
-)
 from tollway.billing.periods import period_start_us
-from tollway.chat.context import ChatContext, EndState
-from tollway.chat.request import ParsedChat
-from tollway.chat.routing import Route
 from tollway.clock import now_us
 from tollway.errors import APIError, InsufficientCredit, SpendLimitExceeded
 from tollway.ledger import Draft, Entry, Ledger, LedgerWriter, UsageRecord
 from tollway.money import NANOS_PER_USD, format_usd
+from tollway.pipeline.context import EndState, RequestContext
+from tollway.pipeline.routing import Route
 from tollway.pricing import Price, PriceBook, cost_nanos, worst_case_nanos
+from tollway.surfaces.base import Call
 from tollway.tokens import TokenCounter
 from tollway.usage import Usage
 
@@ -88,25 +81,17 @@ class Biller:
             raise APIError(f"No price is in force for '{model}'.", code="price_missing")
         return price
 
-    async def reserve(self, principal: Principal, route: Route, chat: ParsedChat, request_id: str) -> Hold:
+    async def reserve(self, principal: Principal, route: Route, call: Call, request_id: str) -> Hold:
         price = self.price(route.model.name)
-        output = output_bound(chat, route.model.max_output_tokens)
-        prompt = prompt_byte_bound(chat)
+        output = call.output_bound(route.model.max_output_tokens)
+        prompt = call.prompt_bound()
         try:
             return await self._reserve(principal, price, request_id, prompt, output)
         except (InsufficientCredit, SpendLimitExceeded):
             if route.estimated:
                 raise
             # The byte bound is loose; the exact count may still fit.
-            messages = chat.body.get("messages")
-            tools = chat.body.get("tools")
-            counted = await self._counter.acount_prompt(
-                route.encoding,
-                messages if isinstance(messages, list) else [],
-                tools if isinstance(tools, list) else None,
-            )
-            count = len(messages) if isinstance(messages, list) else 0
-            tight = counted + template_margin(count) + media_parts(chat) * MEDIA_PART_TOKENS
+            tight = await call.tight_prompt_bound(self._counter, route.encoding)
             if tight >= prompt:
                 raise
             return await self._reserve(principal, price, request_id, tight, output)
@@ -165,7 +150,7 @@ class Biller:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def settle(self, hold: Hold, ctx: ChatContext, state: EndState, usage: Usage) -> Settlement:
+    async def settle(self, hold: Hold, ctx: RequestContext, state: EndState, usage: Usage) -> Settlement:
         """Debit the actual cost and close the reservation, with the usage record, in one transaction."""
         cost = cost_nanos(
             hold.price, usage.prompt, usage.completion, usage.cached, usage.cache_write, usage.reasoning
@@ -177,7 +162,7 @@ class Biller:
             model=ctx.route.model.name,
             upstream=ctx.upstream.name,
             price_id=hold.price.id,
-            stream=ctx.chat.stream,
+            stream=ctx.call.stream,
             end_state=state,
             prompt_tokens=usage.prompt,
             completion_tokens=usage.completion,

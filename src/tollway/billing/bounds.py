@@ -15,16 +15,16 @@ from typing import Any
 
 import msgspec
 
-from tollway.chat.request import ParsedChat
-
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
     "MAX_OUTPUT_TOKENS",
     "MEDIA_PART_TOKENS",
+    "json_len",
     "media_parts",
     "output_bound",
     "prompt_byte_bound",
     "template_margin",
+    "text_bytes",
 ]
 
 # Enough for a high-detail image of the largest size OpenAI bills (and for most audio clips).
@@ -45,7 +45,7 @@ def template_margin(messages: int) -> int:
     return _PER_MESSAGE * messages + _PER_REQUEST
 
 
-def _text_bytes(value: Any) -> tuple[int, int]:
+def text_bytes(value: Any) -> tuple[int, int]:
     """(UTF-8 bytes of every string inside `value`, number of media parts).
 
     Iterative, so no nesting depth can exhaust the stack.  A string is counted as 4 bytes per
@@ -77,13 +77,13 @@ def _utf8_len(text: str) -> int:
         return 4 * len(text)
 
 
-def _json_len(value: object) -> int:
+def json_len(value: object) -> int:
     """Bytes of `value` as compact JSON, or an upper bound when it cannot be encoded as it is."""
     try:
         return len(_encode_json(value))
     except (TypeError, ValueError, OverflowError, RecursionError, msgspec.MsgspecError):
         # Every string at its longest escaped form (\uXXXX, 6 bytes a character) plus punctuation.
-        size, _media = _text_bytes(value)
+        size, _media = text_bytes(value)
         return 6 * size + _punctuation(value)
 
 
@@ -102,29 +102,27 @@ def _punctuation(value: object) -> int:
     return count
 
 
-def prompt_byte_bound(chat: ParsedChat) -> int:
-    messages = chat.body.get("messages")
-    size, media = _text_bytes(messages)
-    tools = chat.body.get("tools")
+def prompt_byte_bound(messages: object, tools: object = None) -> int:
+    """The byte bound of a list of chat-style messages (and tool schemas)."""
+    size, media = text_bytes(messages)
     # Tool schemas reach the model as JSON text: keys and punctuation count too.
-    tools_size = _json_len(tools) if tools else 0
+    tools_size = json_len(tools) if tools else 0
     count = len(messages) if isinstance(messages, list) else 0
     return size + tools_size + media * MEDIA_PART_TOKENS + template_margin(count)
 
 
-def media_parts(chat: ParsedChat) -> int:
-    return _text_bytes(chat.body.get("messages"))[1]
+def media_parts(value: object) -> int:
+    return text_bytes(value)[1]
 
 
-def output_bound(chat: ParsedChat, model_cap: int | None) -> int:
-    """Most completion tokens the request can produce: n choices times its cap.
+def output_bound(cap: int | None, choices: int, model_cap: int | None) -> int:
+    """Most output tokens a request can produce: `choices` times its cap (or the model's).
 
-    Never more than `MAX_OUTPUT_TOKENS`, however large the client's `max_tokens` and `n`: a
+    Never more than `MAX_OUTPUT_TOKENS`, however large the client's cap and choice count: a
     reservation is sized from it, and its numbers must stay printable and storable.
     """
-    cap = chat.output_cap
     if cap is None:
         cap = model_cap or DEFAULT_OUTPUT_TOKENS
     elif model_cap is not None:
         cap = min(cap, model_cap)
-    return min((chat.request.n or 1) * min(cap, MAX_OUTPUT_TOKENS), MAX_OUTPUT_TOKENS)
+    return min(choices * min(cap, MAX_OUTPUT_TOKENS), MAX_OUTPUT_TOKENS)

@@ -1,33 +1,34 @@
-"""The state one chat completion carries through the request path."""
+"""The state one request carries through the request path, whatever its surface."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 from msgspec import Struct
 
 from tollway.auth import Principal
-from tollway.chat.request import ParsedChat
-from tollway.chat.routing import Route
 from tollway.config import UpstreamConfig
+from tollway.pipeline.routing import Route
 from tollway.pricing import Price
+from tollway.surfaces.base import EndState, Surface
 
-__all__ = ["ChatContext", "EndState"]
-
-# How a request that reached an upstream ended.
-EndState = Literal[
-    "completed", "client_disconnected", "upstream_broke_off", "upstream_timeout", "server_shutdown"
-]
+__all__ = ["EndState", "RequestContext"]
 
 
-class ChatContext(Struct, kw_only=True):
+class RequestContext(Struct, kw_only=True):
     request_id: str
     principal: Principal
     route: Route
-    chat: ParsedChat
+    surface: Surface
+    call: Any  # the surface's `Call`
     upstream: UpstreamConfig
     started_us: int
     # The price the request was reserved at and will be settled at.
     price: Price
     # The model the upstream says answered, once its answer is read.
     upstream_model: str | None = None
+
+    @property
+    def served_alias(self) -> str | None:
+        """The served name to show clients when it differs from the upstream's model (SPEC §3)."""
+        return self.route.model.name if self.route.alias else None

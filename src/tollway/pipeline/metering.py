@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from tollway.chat.routing import Route
 from tollway.money import MAX_REQUEST_COST_NANOS
+from tollway.pipeline.routing import Route
 from tollway.pricing import Price, cost_nanos
+from tollway.surfaces.base import Call
 from tollway.tokens import TokenCounter
 from tollway.usage import INVALID, ReportedUsage, Source, Usage
 
@@ -17,7 +17,7 @@ __all__ = ["resolve_usage"]
 async def resolve_usage(
     counter: TokenCounter,
     route: Route,
-    request_body: dict[str, Any],
+    call: Call,
     reported: ReportedUsage | None,
     text: Sequence[str],
     reasoning: Sequence[str],
@@ -29,11 +29,11 @@ async def resolve_usage(
     `MAX_REQUEST_COST_NANOS`, is ignored whole: everything is counted and the usage says so.
     """
     if reported is not None and not reported.invalid:
-        usage = await _complete(counter, route, request_body, reported, text, reasoning)
+        usage = await _complete(counter, route, call, reported, text, reasoning)
         if price is None or _plausible(price, usage):
             return usage
         reported = INVALID
-    usage = await _complete(counter, route, request_body, None, text, reasoning)
+    usage = await _complete(counter, route, call, None, text, reasoning)
     if reported is None:
         return usage
     return Usage(
@@ -55,7 +55,7 @@ def _plausible(price: Price, usage: Usage) -> bool:
 async def _complete(
     counter: TokenCounter,
     route: Route,
-    request_body: dict[str, Any],
+    call: Call,
     reported: ReportedUsage | None,
     text: Sequence[str],
     reasoning: Sequence[str],
@@ -65,13 +65,7 @@ async def _complete(
     if reported is not None and reported.prompt is not None:
         prompt = reported.prompt
     else:
-        messages = request_body.get("messages")
-        tools = request_body.get("tools")
-        prompt = await counter.acount_prompt(
-            route.encoding,
-            messages if isinstance(messages, list) else [],
-            tools if isinstance(tools, list) else None,
-        )
+        prompt = await call.count_prompt(counter, route.encoding)
         prompt_source = "counted"
     if reported is not None and reported.completion is not None:
         completion = reported.completion

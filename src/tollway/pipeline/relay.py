@@ -1,13 +1,16 @@
-"""Relaying a streamed chat completion and closing it with exactly one usage chunk.
+"""Relaying a stream, on any surface, and closing it with exactly one usage-bearing ending.
 
-End states (see the README):
-- completed: the upstream finished ([DONE], a finish_reason or its usage
-  chunk, then a clean end); its usage is authoritative where reported.
+The surface's `EventMeter` decides what each event means; this module owns
+the loop, the end states and the money (see the README):
+
+- completed: the upstream finished (the surface's end marker, a finish
+  reason or a usage report, then a clean end); its usage is authoritative
+  where reported.
 - client_disconnected: the client went away; the upstream request is closed
   at once and what it produced until then is counted.
 - upstream_broke_off / upstream_timeout: the upstream failed mid-stream; what
-  was delivered is counted (never the error text), the client gets the usage
-  chunk and then an error event instead of `[DONE]`.
+  was delivered is counted (never the error text), and the surface writes a
+  bad ending (its usage, then an error) instead of a good one.
 - server_shutdown: the server ended the stream when its shutdown grace period
   was over (see tollway.serving.shutdown); billed and closed as a break-off.
 """
@@ -17,51 +20,44 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
-from typing import Any
 
 import anyio
 import httpx
-import msgspec
 
-from tollway.chat.context import ChatContext, EndState
-from tollway.chat.meter import StreamMeter
-from tollway.chat.metering import resolve_usage
-from tollway.errors import error_body
+from tollway.pipeline.context import EndState, RequestContext
+from tollway.pipeline.metering import resolve_usage
 from tollway.serving.shutdown import Cut, Shutdown
+from tollway.surfaces.base import EventMeter
 from tollway.tokens import TokenCounter
 from tollway.upstream.client import chunks_with_idle_timeout
 from tollway.upstream.scrub import Scrubber
 from tollway.upstream.sse import SSEEvent, SSEParser
-from tollway.usage import Usage, to_openai
+from tollway.usage import Usage
 
 __all__ = ["OnEnd", "relay_stream"]
 
 # Called exactly once per stream with how it ended and its usage; returns the cost to report.
-OnEnd = Callable[[ChatContext, EndState, Usage], Awaitable[Decimal | None]]
+OnEnd = Callable[[RequestContext, EndState, Usage], Awaitable[Decimal | None]]
 
-_encode = msgspec.json.Encoder(decimal_format="number").encode
-_DONE = b"data: [DONE]\n\n"
-# After [DONE], how long to wait for the end of the upstream's body.  Reading it
+# After the upstream's end marker, how long to wait for the end of its body.  Reading it
 # to its end returns the connection to the pool; cutting it costs a new one.
 DRAIN_SECONDS = 0.05
 
 
-def _relay(events: list[SSEEvent], meter: StreamMeter) -> tuple[bytes, bool]:
+def _relay(events: list[SSEEvent], meter: EventMeter) -> tuple[bytes, bool]:
     """The bytes to pass on for these events, and whether the upstream is done."""
     out: list[bytes] = []
     for event in events:
-        if event.data == b"[DONE]":
-            return b"".join(out), True
-        relayed = meter.observe(event.data)
-        if meter.error is not None:
-            return b"".join(out), True
+        relayed, done = meter.observe(event)
         if relayed is not None:
             out.append(relayed)
+        if done:
+            return b"".join(out), True
     return b"".join(out), False
 
 
 async def relay_stream(
-    ctx: ChatContext,
+    ctx: RequestContext,
     response: httpx.Response,
     counter: TokenCounter,
     scrub: Scrubber,
@@ -71,7 +67,7 @@ async def relay_stream(
     shutdown: Shutdown | None = None,
 ) -> AsyncIterator[bytes]:
     """Relay the upstream's stream; `usage_with_choice` is `[server] stream_usage_chunk = "with_choice"`."""
-    meter = StreamMeter(ctx.route.model.name if ctx.route.alias else None)
+    meter = ctx.surface.stream_meter(ctx.call, ctx.served_alias, usage_with_choice=usage_with_choice)
     parser = SSEParser()
     state: EndState = "client_disconnected"
     closed_from_outside = True  # until the reading below finishes on its own
@@ -115,10 +111,7 @@ async def relay_stream(
                 await on_end(ctx, state, await _usage(ctx, counter, meter))
     usage = await _usage(ctx, counter, meter)
     cost = await on_end(ctx, state, usage)
-    options = ctx.chat.request.stream_options
-    asked = options is not None and bool(options.include_usage)
-    yield _usage_chunk(ctx, meter, usage, cost, with_choice=usage_with_choice and not asked)
-    yield _DONE if state == "completed" else _error_event(state, meter, scrub)
+    yield meter.ending(state, usage, cost, scrub)
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
@@ -131,40 +124,7 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
-async def _usage(ctx: ChatContext, counter: TokenCounter, meter: StreamMeter) -> Usage:
+async def _usage(ctx: RequestContext, counter: TokenCounter, meter: EventMeter) -> Usage:
     return await resolve_usage(
-        counter, ctx.route, ctx.chat.body, meter.reported, meter.text, meter.reasoning, ctx.price
+        counter, ctx.route, ctx.call, meter.reported, meter.text, meter.reasoning, ctx.price
     )
-
-
-def _usage_chunk(
-    ctx: ChatContext, meter: StreamMeter, usage: Usage, cost: Decimal | None, *, with_choice: bool
-) -> bytes:
-    chunk: dict[str, Any] = {
-        "id": meter.id,
-        "object": "chat.completion.chunk",
-        "created": meter.created,
-        "model": ctx.route.model.name if ctx.route.alias or meter.model is None else meter.model,
-        # OpenAI's shape is no choices at all; "with_choice" adds one empty one for client code
-        # that reads choices[0] of every chunk.
-        "choices": [{"index": 0, "delta": {}, "finish_reason": None}] if with_choice else [],
-        "usage": to_openai(usage, cost),
-    }
-    return b"data: " + _encode(chunk) + b"\n\n"
-
-
-def _error_event(state: EndState, meter: StreamMeter, scrub: Scrubber) -> bytes:
-    if state == "server_shutdown":
-        body = error_body(
-            "The server is shutting down: this stream was ended (what was delivered is billed).",
-            "server_error",
-            "server_shutdown",
-        )
-    elif state == "upstream_timeout":
-        body = error_body("The upstream went silent mid-stream.", "upstream_error", "upstream_timeout")
-    else:
-        detail = ""
-        if isinstance(meter.error, dict) and isinstance(meter.error.get("message"), str):
-            detail = ": " + scrub(meter.error["message"].encode()).decode(errors="replace")[:500]
-        body = error_body(f"The upstream broke off mid-stream{detail}", "upstream_error", "upstream_error")
-    return b"data: " + body + b"\n\n"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 from msgspec import Struct
 
-from tollway.chat.request import ParsedChat
 from tollway.config import ModelConfig, Settings, UpstreamConfig
 from tollway.errors import NotFound, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
+from tollway.surfaces.base import Call
 from tollway.tokens import encoding_for_model
 from tollway.upstream.client import UpstreamClient
 
@@ -64,7 +64,7 @@ def _worth_retrying(exc: Exception) -> bool:
 
 
 async def forward(
-    client: UpstreamClient, route: Route, chat: ParsedChat
+    client: UpstreamClient, route: Route, call: Call, path: str
 ) -> tuple[UpstreamConfig, httpx.Response]:
     """Open the request on the first upstream that answers; later ones are fallbacks.
 
@@ -74,9 +74,9 @@ async def forward(
     """
     failure: Exception | None = None
     for upstream in route.upstreams:
-        body = chat.upstream_body(route.model.target, include_usage=upstream.include_usage)
+        body = call.upstream_body(route.model.target, include_usage=upstream.include_usage)
         try:
-            return upstream, await client.open(upstream, body, stream=chat.stream)
+            return upstream, await client.open(upstream, path, body, stream=call.stream)
         except (UpstreamStatus, UpstreamUnavailable, UpstreamTimeout) as exc:
             if not _worth_retrying(exc):
                 raise

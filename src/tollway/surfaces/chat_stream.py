@@ -1,6 +1,6 @@
-"""What metering needs from an upstream's answer, and nothing more.
+"""A streamed chat completion: what metering needs from each event, and how the stream ends.
 
-`StreamMeter` looks at each SSE data payload once: it decodes only the fields
+`ChatStream` looks at each SSE data payload once: it decodes only the fields
 metering needs (text deltas, finish reasons, usage, errors), remembers the
 text for fallback counting, and decides what to relay.  Payloads are relayed
 byte for byte unless they carry usage alongside choices (the usage is moved
@@ -12,14 +12,18 @@ dropped: it would break the client's SDK.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 from msgspec import Struct
 
-from tollway.usage import ReportedUsage, read_reported
+from tollway.errors import error_body
+from tollway.surfaces.base import EndState
+from tollway.upstream.sse import SSEEvent
+from tollway.usage import ReportedUsage, Usage, read_reported, to_openai
 
-__all__ = ["StreamMeter", "message_texts", "reasoning_texts"]
+__all__ = ["ChatStream", "message_texts", "reasoning_texts"]
 
 
 class _Function(Struct):
@@ -56,14 +60,34 @@ class _Chunk(Struct):
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
+_encode_out = msgspec.json.Encoder(decimal_format="number").encode
+_DONE = b"data: [DONE]\n\n"
 
 
-class StreamMeter:
-    __slots__ = ("_rename", "created", "error", "finished", "id", "model", "reasoning", "reported", "text")
+class ChatStream:
+    __slots__ = (
+        "_rename",
+        "_served",
+        "_with_choice",
+        "created",
+        "error",
+        "finished",
+        "id",
+        "model",
+        "reasoning",
+        "reported",
+        "text",
+    )
 
-    def __init__(self, rename: str | None = None) -> None:
-        """`rename`: the served name to show instead of the upstream's model (an alias), or None."""
+    def __init__(self, rename: str | None = None, *, usage_with_choice: bool = False) -> None:
+        """`rename`: the served name to show instead of the upstream's model (an alias), or None.
+
+        `usage_with_choice`: close with a usage chunk that holds one empty choice
+        (`[server] stream_usage_chunk = "with_choice"`, for a client that did not ask for usage).
+        """
         self._rename = _encode(rename) if rename is not None else None
+        self._served = rename
+        self._with_choice = usage_with_choice
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.reported: ReportedUsage | None = None
@@ -73,8 +97,29 @@ class StreamMeter:
         self.created: Any = None
         self.model: Any = None
 
-    def observe(self, payload: bytes) -> bytes | None:
-        """Meter one `data:` payload; return the SSE bytes to relay, or None to hold it back."""
+    def observe(self, event: SSEEvent) -> tuple[bytes | None, bool]:
+        """Meter one event: (the SSE bytes to relay or None, whether the upstream is done)."""
+        if event.data == b"[DONE]":
+            return None, True
+        relayed = self._observe(event.data)
+        return relayed, self.error is not None
+
+    def ending(self, state: EndState, usage: Usage, cost: Decimal | None, scrub: Any) -> bytes:
+        """Exactly one usage chunk, then `[DONE]` or, for a bad end, an error event."""
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self._served if self._served is not None or self.model is None else self.model,
+            # OpenAI's shape is no choices at all; "with_choice" adds one empty one for client code
+            # that reads choices[0] of every chunk.
+            "choices": [{"index": 0, "delta": {}, "finish_reason": None}] if self._with_choice else [],
+            "usage": to_openai(usage, cost),
+        }
+        closing = b"data: " + _encode_out(chunk) + b"\n\n"
+        return closing + (_DONE if state == "completed" else _error_event(state, self.error, scrub))
+
+    def _observe(self, payload: bytes) -> bytes | None:
         try:
             chunk = _decode_chunk(payload)
         except msgspec.DecodeError:
@@ -153,6 +198,23 @@ class StreamMeter:
             value["model"] = msgspec.json.decode(self._rename)
             changed = True
         return _event(_encode(value) if changed else payload)
+
+
+def _error_event(state: EndState, error: Any, scrub: Any) -> bytes:
+    if state == "server_shutdown":
+        body = error_body(
+            "The server is shutting down: this stream was ended (what was delivered is billed).",
+            "server_error",
+            "server_shutdown",
+        )
+    elif state == "upstream_timeout":
+        body = error_body("The upstream went silent mid-stream.", "upstream_error", "upstream_timeout")
+    else:
+        detail = ""
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            detail = ": " + scrub(error["message"].encode()).decode(errors="replace")[:500]
+        body = error_body(f"The upstream broke off mid-stream{detail}", "upstream_error", "upstream_error")
+    return b"data: " + body + b"\n\n"
 
 
 def _without_usage(payload: bytes) -> bytes:

@@ -80,13 +80,13 @@ class UpstreamClient:
     async def aclose(self) -> None:
         await self._send.aclose()
 
-    async def open(self, upstream: UpstreamConfig, body: bytes, *, stream: bool) -> httpx.Response:
-        """POST a chat completion; return the response once its status is a success.
+    async def open(self, upstream: UpstreamConfig, path: str, body: bytes, *, stream: bool) -> httpx.Response:
+        """POST `body` to the upstream's `path`; return the response once its status is a success.
 
         For streams the body is left open for the caller to read; otherwise it
         has been read in full.  Failures become `APIError`s.
         """
-        url = self._base_urls[upstream.name] + "/chat/completions"
+        url = self._base_urls[upstream.name] + path
         response: httpx.Response | None = None
         try:
             async with asyncio.timeout(upstream.first_byte_timeout):

@@ -1,0 +1,9 @@
+"""The API surfaces tollway serves, one module each, over one billing path (see `base`)."""
+
+from tollway.surfaces.base import Call, EndState, EventMeter, Reading, Surface
+from tollway.surfaces.chat_completions import CHAT_COMPLETIONS
+
+__all__ = ["SURFACES", "Call", "EndState", "EventMeter", "Reading", "Surface"]
+
+# Every surface served, in the order their routes are registered.
+SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS,)

@@ -1,0 +1,115 @@
+"""The seam between the one billing path and the wire formats it serves.
+
+A surface (chat completions, responses, embeddings, …) is one module that
+supplies what differs between formats, and nothing else:
+
+- `Surface.parse` validates a body into a `Call` (a 400 naming the field otherwise);
+- a `Call` knows its reservation bounds, its tiktoken prompt count (the
+  fallback when the upstream reports no usage), and the bytes to forward;
+- `Surface.read_body` / `render_body`: where usage and text are in a
+  non-stream answer, and where the cost goes back in;
+- `Surface.stream_meter`: one `EventMeter` per stream, which looks at each SSE
+  event once (what to relay, what text and usage it carries, whether the
+  upstream is done) and writes the stream's ending, good or bad.
+
+Authentication, reservation, forwarding, settlement, the ledger and the
+reports live above this seam (`tollway.pipeline`) and never ask which
+surface they hold — as httpx's client never asks which transport it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from msgspec import Struct
+
+from tollway.tokens import TokenCounter
+from tollway.upstream.sse import SSEEvent
+from tollway.usage import ReportedUsage, Usage
+
+__all__ = ["Call", "EndState", "EventMeter", "Reading", "Surface"]
+
+# How a request that reached an upstream ended.
+EndState = Literal[
+    "completed", "client_disconnected", "upstream_broke_off", "upstream_timeout", "server_shutdown"
+]
+
+
+class Reading(Struct, frozen=True):
+    """What metering needs from a non-stream answer."""
+
+    text: list[str]
+    reasoning: list[str]
+    reported: ReportedUsage | None
+    model: str | None
+
+
+class Call(Protocol):
+    """One validated request on a surface."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def stream(self) -> bool: ...
+
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+    def upstream_body(self, upstream_model: str, *, include_usage: bool) -> bytes:
+        """The bytes to forward: the client's body, the model renamed (and usage asked for)."""
+        ...
+
+    def prompt_bound(self) -> int:
+        """Most prompt tokens the request can be billed for, without a tokenizer."""
+        ...
+
+    def output_bound(self, model_cap: int | None) -> int:
+        """Most output tokens the request can produce (0 where it produces none)."""
+        ...
+
+    async def count_prompt(self, counter: TokenCounter, encoding: str) -> int:
+        """The prompt's tokens by the surface's counting rule (billed when the upstream is silent)."""
+        ...
+
+    async def tight_prompt_bound(self, counter: TokenCounter, encoding: str) -> int:
+        """A tighter bound than `prompt_bound` from the tiktoken count, when the loose one does not fit."""
+        ...
+
+
+class EventMeter(Protocol):
+    """One stream's metering: sees each SSE event once and writes the ending."""
+
+    text: list[str]
+    reasoning: list[str]
+    reported: ReportedUsage | None
+    error: Any
+    finished: bool
+    model: Any
+
+    def observe(self, event: SSEEvent) -> tuple[bytes | None, bool]:
+        """(the bytes to relay or None to hold the event back, whether the upstream is done)."""
+        ...
+
+    def ending(self, state: EndState, usage: Usage, cost: Decimal | None, scrub: Any) -> bytes:
+        """What the client gets after the relayed events: the usage, then the good or bad end."""
+        ...
+
+
+class Surface(Protocol):
+    operation: str  # the usage record's operation_type, e.g. "chat.completions"
+    path: str  # the route under /v1 and the upstream's path, e.g. "/chat/completions"
+
+    def parse(self, raw: bytes) -> Call: ...
+
+    def read_body(self, call: Any, payload: Mapping[str, Any]) -> Reading: ...
+
+    def render_body(
+        self, call: Any, payload: dict[str, Any], usage: Usage, cost: Decimal | None, served: str | None
+    ) -> bytes:
+        """The answer with complete usage and cost; `served` is the alias name to show, if any."""
+        ...
+
+    def stream_meter(self, call: Any, served: str | None, *, usage_with_choice: bool) -> EventMeter: ...
