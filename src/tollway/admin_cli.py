@@ -102,6 +102,7 @@ def usage_table(report: Any) -> str:
     """A usage report as aligned text columns, for people."""
     columns = [
         "workspace_name",
+        "operation_type",
         "model",
         "calls",
         "input_tokens",
@@ -113,7 +114,7 @@ def usage_table(report: Any) -> str:
     ]
     rows = [[str(row.get(c, "")) for c in columns] for row in report["breakdown"]]
     total = report["totals"]
-    rows.append(["TOTAL", "", *(str(total[c]) for c in columns[2:])])
+    rows.append(["TOTAL", "", "", *(str(total[c]) for c in columns[3:])])
     if not any(row.get("workspace_name") for row in report["breakdown"]):
         columns, rows = columns[1:], [r[1:] for r in rows]
         rows[-1][0] = "TOTAL"

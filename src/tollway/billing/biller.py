@@ -174,6 +174,7 @@ class Biller:
             estimated=usage.estimated,
             report_invalid=usage.report_invalid,
             upstream_model=(ctx.upstream_model or ctx.route.model.target)[:200],
+            operation_type=ctx.surface.operation,
             rates=_rates(hold.price),
             cost_nano=cost,
             started_at=ctx.started_us,

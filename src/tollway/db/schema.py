@@ -113,6 +113,7 @@ usage_records = Table(
     Column("finished_at", BigInteger, nullable=False),
     Column("report_invalid", Boolean, nullable=False, server_default=text("false")),
     Column("upstream_model", String(200), nullable=False, server_default=""),
+    Column("operation_type", String(40), nullable=False, server_default="chat.completions"),
 )
 
 # Live tollway processes; reservations of a process that stopped beating are released.
@@ -132,6 +133,7 @@ usage_daily = Table(
     metadata,
     Column("workspace_id", String(40), primary_key=True),
     Column("day", Integer, primary_key=True),
+    Column("operation_type", String(40), primary_key=True),
     Column("model", String(200), primary_key=True),
     Column("key_id", String(40), primary_key=True),
     Column("calls", BigInteger, nullable=False),

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.db.engine import write_connection
 from tollway.db.schema import usage_daily
-from tollway.ledger.rollup import SUMMED
+from tollway.ledger.rollup import KEY, SUMMED
 from tollway.ledger.verify import recomputed_rollup
 
 __all__ = ["rebuild_rollup"]
@@ -15,7 +15,7 @@ __all__ = ["rebuild_rollup"]
 
 async def rebuild_rollup(engine: AsyncEngine) -> int:
     """Replace the rollup with the sums of the records, atomically; return the number of rows."""
-    columns = ["workspace_id", "day", "model", "key_id", *SUMMED]
+    columns = [*KEY, *SUMMED]
     async with engine.connect() as conn:
         await write_connection(conn)
         async with conn.begin():

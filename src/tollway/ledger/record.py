@@ -32,3 +32,5 @@ class UsageRecord(Struct, frozen=True, kw_only=True):
     report_invalid: bool = False
     # What the upstream called the model that answered (the served name is `model`).
     upstream_model: str = ""
+    # The API surface that served it (SPEC §6), e.g. "chat.completions", "responses".
+    operation_type: str = "chat.completions"

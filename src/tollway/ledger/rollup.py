@@ -1,4 +1,4 @@
-"""The daily usage rollup: one row per workspace by UTC day by model by key, summed in place.
+"""The daily usage rollup: one row per workspace by UTC day by surface by model by key, summed in place.
 
 It is a derived cache of `usage_records`, written in the same transaction as
 each record (`sql.ROLLUP_UPSERT`) and rebuildable from them; `tollway ledger
@@ -12,7 +12,7 @@ from tollway.ledger.record import UsageRecord
 __all__ = ["KEY", "SUMMED", "day_of", "rollup_row"]
 
 US_PER_DAY = 86_400_000_000
-KEY = ("workspace_id", "day", "model", "key_id")
+KEY = ("workspace_id", "day", "operation_type", "model", "key_id")
 SUMMED = (
     "calls",
     "prompt_tokens",
@@ -34,6 +34,7 @@ def rollup_row(record: UsageRecord) -> tuple[object, ...]:
     return (
         record.workspace_id,
         day_of(record.finished_at),
+        record.operation_type,
         record.model,
         record.key_id,
         1,

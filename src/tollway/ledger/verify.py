@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollway.db.schema import ledger_entries, usage_daily, usage_records
 from tollway.ledger.chain import Draft, Entry, Head, KeyHead, chain
+from tollway.ledger.rollup import KEY as ROLLUP_KEY
 from tollway.ledger.rollup import SUMMED, US_PER_DAY
 from tollway.ledger.store import entry_from_row
 
@@ -128,31 +129,33 @@ def recomputed_rollup() -> Select[Any]:
     return select(
         u.workspace_id,
         day.label("day"),
+        u.operation_type,
         u.model,
         u.key_id,
         func.count().label("calls"),
         *(func.sum(u[name]).label(name) for name in SUMMED[1:]),
-    ).group_by(u.workspace_id, day, u.model, u.key_id)
+    ).group_by(u.workspace_id, day, u.operation_type, u.model, u.key_id)
 
 
 async def _check_rollup(conn: AsyncConnection, report: Report) -> None:
-    expected = {tuple(row[:4]): tuple(row[4:]) for row in (await conn.execute(recomputed_rollup())).all()}
+    keys = len(ROLLUP_KEY)
+    expected = {
+        tuple(row[:keys]): tuple(row[keys:]) for row in (await conn.execute(recomputed_rollup())).all()
+    }
     d = usage_daily.c
-    stored = (
-        await conn.execute(select(d.workspace_id, d.day, d.model, d.key_id, *(d[n] for n in SUMMED)))
-    ).all()
+    stored = (await conn.execute(select(*(d[n] for n in ROLLUP_KEY), *(d[n] for n in SUMMED)))).all()
     for row in stored:
-        group, sums = tuple(row[:4]), tuple(row[4:])
+        group, sums = tuple(row[:keys]), tuple(row[keys:])
         wanted = expected.pop(group, None)
         if wanted != sums:
             report.mismatches.append(
-                f"usage rollup {group[0]} day {group[1]} model {group[2]} key {group[3]}: "
+                f"usage rollup {group[0]} day {group[1]} {group[2]} model {group[3]} key {group[4]}: "
                 f"stored {dict(zip(SUMMED, sums, strict=True))}, records give "
                 f"{None if wanted is None else dict(zip(SUMMED, wanted, strict=True))}"
             )
     for group in expected:
         report.mismatches.append(
-            f"usage rollup {group[0]} day {group[1]} model {group[2]} key {group[3]}: missing"
+            f"usage rollup {group[0]} day {group[1]} {group[2]} model {group[3]} key {group[4]}: missing"
         )
 
 

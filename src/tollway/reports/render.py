@@ -13,9 +13,7 @@ from tollway.money import format_usd
 from tollway.reports.params import US_PER_DAY, Filters, Period
 from tollway.reports.queries import Totals
 
-__all__ = ["OPERATION", "day_row", "log_row", "record_view", "stat_row", "summary_view", "totals_view"]
-
-OPERATION = "chat.completions"
+__all__ = ["day_row", "log_row", "record_view", "stat_row", "summary_view", "totals_view"]
 
 
 def totals_view(totals: Totals) -> dict[str, Any]:
@@ -39,9 +37,7 @@ def summary_view(
     for key in sorted(groups):
         totals = groups[key]
         total.add([getattr(totals, name) for name in Totals.__struct_fields__])
-        breakdown.append(
-            {"operation_type": OPERATION, **dict(zip(names, key, strict=True)), **totals_view(totals)}
-        )
+        breakdown.append({**dict(zip(names, key, strict=True)), **totals_view(totals)})
     query = {"from": iso(period.from_us), "to": iso(period.to_us)}
     query |= {k: v for k, v in (("model", filters.model), ("key_id", filters.key_id)) if v is not None}
     return {
@@ -53,9 +49,9 @@ def summary_view(
     }
 
 
-def stat_row(model: str, totals: Totals) -> dict[str, Any]:
+def stat_row(operation: str, model: str, totals: Totals) -> dict[str, Any]:
     return {
-        "operation_type": OPERATION,
+        "operation_type": operation,
         "model": model,
         "call_count": totals.calls,
         "total_input_tokens": totals.prompt_tokens,
@@ -68,7 +64,7 @@ def stat_row(model: str, totals: Totals) -> dict[str, Any]:
 
 
 def day_row(day: int, totals: Totals) -> dict[str, Any]:
-    row = stat_row("", totals)
+    row = stat_row("", "", totals)
     del row["operation_type"], row["model"]
     return {"date": iso(day * US_PER_DAY)[:10], **row}
 
@@ -76,7 +72,7 @@ def day_row(day: int, totals: Totals) -> dict[str, Any]:
 def log_row(record: UsageRecord) -> dict[str, Any]:
     return {
         "id": record.id,
-        "operation_type": OPERATION,
+        "operation_type": record.operation_type,
         "model": record.model,
         "key_id": record.key_id,
         "input_tokens": record.prompt_tokens,
@@ -97,7 +93,7 @@ def record_view(record: UsageRecord, key_name: str | None) -> dict[str, Any]:
     return {
         "object": "usage.record",
         "id": record.id,
-        "operation_type": OPERATION,
+        "operation_type": record.operation_type,
         "model": record.model,
         "upstream": record.upstream,
         "upstream_model": record.upstream_model,

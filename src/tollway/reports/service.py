@@ -37,7 +37,11 @@ class Reports:
         """Period totals and a breakdown per model (per workspace and model across workspaces)."""
         period = parse_period(query, now_us(), self._max_days)
         filters = parse_filters(query)
-        names = ("model",) if workspace_id is not None else ("workspace_id", "model")
+        names = (
+            ("operation_type", "model")
+            if workspace_id is not None
+            else ("workspace_id", "operation_type", "model")
+        )
         async with self._engine.connect() as conn:
             groups = await queries.summarize(conn, period, filters, workspace_id=workspace_id, group=names)
         return summary_view(path, period, filters, groups, names)
@@ -53,9 +57,13 @@ class Reports:
         days, period = self._recent_days(query)
         filters = parse_filters(query)
         async with self._engine.connect() as conn:
-            groups = await queries.summarize(conn, period, filters, workspace_id=workspace_id)
+            groups = await queries.summarize(
+                conn, period, filters, workspace_id=workspace_id, group=("operation_type", "model")
+            )
         return {
-            "stats": [stat_row(model, totals) for (model,), totals in sorted(groups.items())],
+            "stats": [
+                stat_row(operation, model, totals) for (operation, model), totals in sorted(groups.items())
+            ],
             "period_days": days,
             "period": {"from": iso(period.from_us), "to": iso(period.to_us)},
         }
