@@ -33,7 +33,7 @@ def test_defaults_serve_the_builtin_demo() -> None:
     settings = load_settings(None, environ={})
     assert settings.source == "<built-in defaults>"
     assert [u.base_url for u in settings.config.upstreams] == [BUILTIN_DEMO]
-    assert [m.name for m in settings.config.models] == ["demo", "demo-no-usage"]
+    assert [m.name for m in settings.config.models] == ["demo", "demo-no-usage", "demo-embedding"]
     assert settings.config.database.url == "sqlite+aiosqlite:///./tollway.db"
 
 

@@ -144,6 +144,8 @@ def _demo_models() -> list[ModelConfig]:
             encoding="o200k_base",
             max_output_tokens=4096,
         ),
+        # For /v1/embeddings (the demo answers every surface for every model; this one is priced for it).
+        ModelConfig(name="demo-embedding", upstream="demo", encoding="cl100k_base"),
     ]
 
 

@@ -245,6 +245,12 @@ upstream_model = "demo"
 [[models]]
 name = "demo"
 upstream = "mock"
+
+[[models]]
+name = "text-embedding-3-small"
+upstream = "mock"
+upstream_model = "demo-embed"
+encoding = "cl100k_base"
 """
 
 
@@ -258,6 +264,7 @@ MODELS = (
     "dead-model",
     "fallback-model",
     "demo",
+    "text-embedding-3-small",
 )
 # USD per million tokens: input, cached input, cache write, output, reasoning; and a request fee.
 RATES = {

@@ -213,4 +213,5 @@ def test_models_list(client: openai.OpenAI) -> None:
         "dead-model",
         "fallback-model",
         "demo",
+        "text-embedding-3-small",
     ]

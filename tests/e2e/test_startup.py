@@ -175,7 +175,7 @@ def test_the_admin_cli_works_on_the_database_serve_created(tmp_path: Path) -> No
         assert process.stderr is not None
         banner = process.stderr.readline()
         # "serving" is printed only once the server accepts requests.
-        assert banner.startswith(f"tollway: serving 2 model(s) on http://127.0.0.1:{port}"), banner
+        assert banner.startswith(f"tollway: serving 3 model(s) on http://127.0.0.1:{port}"), banner
         assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "ok"}
         created = tollway("admin", "workspace", "create", "acme", cwd=tmp_path)
         assert created.returncode == 0, created.stderr

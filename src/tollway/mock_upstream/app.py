@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
@@ -16,11 +17,13 @@ from tollway.mock_upstream.asgi import (
     read_body,
     run_until_disconnect,
     send_json,
+    send_json_later,
 )
 from tollway.mock_upstream.behaviour import Behaviour, resolve
 from tollway.mock_upstream.chat import CREATED, Plan, build_plan, completion_body
 from tollway.mock_upstream.errors import BadRequest, bad_api_key, error_body, failure
-from tollway.mock_upstream.stream import ConnectionCut, sleep_ms, write_stream
+from tollway.mock_upstream.stream import ConnectionCut, write_stream
+from tollway.mock_upstream.surfaces import SURFACE_ANSWERS, SurfaceAnswer
 
 MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "mock-model")
 
@@ -58,25 +61,6 @@ def _bearer(headers: dict[str, str]) -> str | None:
 def _route(path: str, suffix: str) -> bool:
     # Suffix matching keeps routing right whether or not a host app stripped its mount prefix.
     return path.endswith(suffix) or path == suffix[1:]
-
-
-async def _send_later(
-    send: Send,
-    receive: Receive,
-    delay_ms: float,
-    status: int,
-    body: Any,
-    extra_headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    if delay_ms <= 0:
-        await send_json(send, status, body, extra_headers)
-        return
-
-    async def respond() -> None:
-        await sleep_ms(delay_ms)
-        await send_json(send, status, body, extra_headers)
-
-    await run_until_disconnect(respond(), receive)
 
 
 class MockUpstream:
@@ -121,6 +105,18 @@ class MockUpstream:
         method = scope["method"]
         if method == "POST" and _route(path, "/chat/completions"):
             await self._chat(scope, receive, send)
+        elif method == "POST" and (surface := _other_surface(path)) is not None:
+            accepted = await self._accept(scope, receive, send)
+            if accepted is not None:
+                body, headers, behaviour = accepted
+                if behaviour.fail is not None:
+                    model = body.get("model")
+                    await self._fail(
+                        receive, send, behaviour, _bearer(headers), model if isinstance(model, str) else ""
+                    )
+                else:
+                    self._completions += 1
+                    await surface(self, receive, send, body, behaviour, self._completions)
         elif method == "GET" and _route(path, "/models"):
             headers = header_dict(scope)
             if self._authorized(headers):
@@ -153,35 +149,49 @@ class MockUpstream:
     def _unauthorized(self, headers: dict[str, str]) -> dict[str, Any]:
         return bad_api_key(_bearer(headers), echo=self.inspection)
 
-    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _accept(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[dict[str, Any], dict[str, str], Behaviour] | None:
+        """The request's body, headers and knobs; None once an error has been answered."""
         self.stats.requests += 1
         headers = header_dict(scope)
         authorized = self._authorized(headers)
         if not authorized and not self.inspection:
             # Turned away before the body is read: a stranger cannot make the mock buffer or parse anything.
             await send_json(send, 401, self._unauthorized(headers))
-            return
+            return None
         raw = await read_body(receive)
         if raw is None:
-            return
+            return None
         try:
             body = DECODER.decode(raw)
         except msgspec.DecodeError as exc:
             message = f"We could not parse the JSON body of your request: {exc}"
             await send_json(send, 400, error_body(message, "invalid_request_error"))
-            return
+            return None
         if not isinstance(body, dict):
             await send_json(
                 send, 400, error_body("The request body must be a JSON object.", "invalid_request_error")
             )
-            return
+            return None
         if self.inspection:
             self.last_body, self.last_headers = body, headers
         if not authorized:
             await send_json(send, 401, self._unauthorized(headers))
-            return
+            return None
         try:
             behaviour = resolve(body.get("model"), body.get("mock"))
+        except BadRequest as exc:
+            await send_json(send, 400, exc.body())
+            return None
+        return body, headers, behaviour
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        accepted = await self._accept(scope, receive, send)
+        if accepted is None:
+            return
+        body, headers, behaviour = accepted
+        try:
             self._completions += 1
             plan = build_plan(body, behaviour, f"chatcmpl-mock-{self._completions}")
         except BadRequest as exc:
@@ -201,22 +211,26 @@ class MockUpstream:
     ) -> None:
         status = behaviour.fail or 500
         body, extra = failure(status, token, model, echo_key=self.inspection)
-        await _send_later(send, receive, behaviour.headers_delay_ms, status, body, extra)
+        await send_json_later(send, receive, behaviour.headers_delay_ms, status, body, extra)
 
     async def _complete(self, receive: Receive, send: Send, plan: Plan, behaviour: Behaviour) -> None:
         # A non-streamed answer arrives when the streamed one would have finished.
         steps = len(plan.reasoning) + len(plan.pieces)
         delay = behaviour.headers_delay_ms + behaviour.ttft_ms + behaviour.chunk_delay_ms * max(steps - 1, 0)
-        await _send_later(send, receive, delay, 200, completion_body(plan))
+        await send_json_later(send, receive, delay, 200, completion_body(plan))
 
     async def _stream(
         self, receive: Receive, send: Send, plan: Plan, behaviour: Behaviour, include_usage: bool
     ) -> None:
+        await self.run_stream(receive, write_stream(send, plan, behaviour, include_usage))
+
+    async def run_stream(self, receive: Receive, work: Coroutine[Any, Any, None]) -> None:
+        """Write a stream (`work`), counting it in the stats and stopping when the client goes away."""
         stats = self.stats
         stats.streams_started += 1
         stats.active_streams += 1
         try:
-            gone = await run_until_disconnect(write_stream(send, plan, behaviour, include_usage), receive)
+            gone = await run_until_disconnect(work, receive)
         except ConnectionCut:
             # The script ended the stream on purpose; it was not the client's doing.
             stats.streams_completed += 1
@@ -227,6 +241,14 @@ class MockUpstream:
             stats.streams_cancelled += 1
         else:
             stats.streams_completed += 1
+
+
+def _other_surface(path: str) -> SurfaceAnswer | None:
+    """The handler of a surface other than chat completions (checked first: it ends in /completions too)."""
+    for suffix, answer in SURFACE_ANSWERS.items():
+        if _route(path, suffix):
+            return answer
+    return None
 
 
 def create_app(api_key: str | None = None, *, inspection: bool = True) -> MockUpstream:

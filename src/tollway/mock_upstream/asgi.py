@@ -91,3 +91,22 @@ async def run_until_disconnect(work: Coroutine[Any, Any, None], receive: Receive
     finally:
         watcher.cancel()
     return False
+
+
+async def send_json_later(
+    send: Send,
+    receive: Receive,
+    delay_ms: float,
+    status: int,
+    body: Any,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    if delay_ms <= 0:
+        await send_json(send, status, body, extra_headers)
+        return
+
+    async def respond() -> None:
+        await asyncio.sleep(delay_ms / 1000)
+        await send_json(send, status, body, extra_headers)
+
+    await run_until_disconnect(respond(), receive)
