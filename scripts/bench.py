@@ -87,6 +87,11 @@ def body(model: str, stream: bool = False) -> bytes:
     return json.dumps({"model": model, "messages": HI, "stream": stream}).encode()
 
 
+def responses_body(model: str, stream: bool = False) -> bytes:
+    """The same request on the Responses surface (`POST /v1/responses`)."""
+    return json.dumps({"model": model, "input": "Say hi", "stream": stream}).encode()
+
+
 async def post(client: aiohttp.ClientSession, model: str) -> int:
     async with client.post("/v1/chat/completions", data=body(model), headers=JSON) as response:
         await response.read()
@@ -304,16 +309,17 @@ def main() -> None:
         )
 
         # CPU accounting: tollway's own user+system time over a batch of requests.
-        async def cpu_batch(model: str, count: int, stream_it: bool) -> float:
+        async def cpu_batch(model: str, count: int, stream_it: bool, responses: bool = False) -> float:
+            path, make = ("/v1/responses", responses_body) if responses else ("/v1/chat/completions", body)
             before = cpu_seconds(server.pid)
             async with proxied.client(8) as client:
 
                 async def one() -> None:
-                    async with client.post(
-                        "/v1/chat/completions", data=body(model, stream_it), headers=JSON
-                    ) as response:
-                        await response.read()
+                    async with client.post(path, data=make(model, stream_it), headers=JSON) as response:
+                        text = await response.read()
                         assert response.status == 200
+                        # A Responses stream ends with its terminal event (there is no [DONE]).
+                        assert not (responses and stream_it) or b"event: response.completed" in text
 
                 for _ in range(count // 8):
                     await asyncio.gather(*(one() for _ in range(8)))
@@ -323,9 +329,15 @@ def main() -> None:
         per_request = asyncio.run(cpu_batch(MODEL, n_cpu, False))
         per_stream_64 = asyncio.run(cpu_batch("bench-stream", n_cpu_streams, True))
         per_stream_1 = asyncio.run(cpu_batch("bench-one", n_cpu_streams, True))
+        # The Responses surface: the same 64- and 1-word answers streamed as Responses events (72 and
+        # 9: created, in_progress, item and part added, one delta per word, three "done"s, completed),
+        # so the difference is 63 relayed delta events, as for chat's chunks.
+        per_responses_64 = asyncio.run(cpu_batch("bench-stream", n_cpu_streams, True, responses=True))
+        per_responses_1 = asyncio.run(cpu_batch("bench-one", n_cpu_streams, True, responses=True))
         results["tollway CPU"] = {
             "per_billed_request_us": round(per_request * US, 1),
             "per_relayed_chunk_us": round((per_stream_64 - per_stream_1) / 63 * US, 1),
+            "per_relayed_responses_event_us": round((per_responses_64 - per_responses_1) / 63 * US, 1),
         }
         results[f"{n_open} concurrent open streams"] = asyncio.run(
             open_streams(proxied, "bench-open", n_open, server.pid)

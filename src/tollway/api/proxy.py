@@ -69,7 +69,7 @@ async def proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[A
             await runtime.biller.release(hold)
         raise
     return Response(
-        render_body(ctx, payload, usage, settled.cost_usd),
+        render_body(ctx, payload, response.content, usage, settled.cost_usd),
         media_type="application/json",
         headers={
             "x-request-cost": format_usd(settled.cost_nano),

@@ -37,5 +37,7 @@ async def meter_body(
     return payload, usage
 
 
-def render_body(ctx: RequestContext, payload: dict[str, Any], usage: Usage, cost: Decimal | None) -> bytes:
-    return ctx.surface.render_body(ctx.call, payload, usage, cost, ctx.served_alias)
+def render_body(
+    ctx: RequestContext, payload: dict[str, Any], raw: bytes, usage: Usage, cost: Decimal | None
+) -> bytes:
+    return ctx.surface.render_body(ctx.call, payload, usage, cost, ctx.served_alias, raw)

@@ -2,8 +2,11 @@
 
 from tollway.surfaces.base import Call, EndState, EventMeter, Reading, Surface
 from tollway.surfaces.chat_completions import CHAT_COMPLETIONS
+from tollway.surfaces.completions import COMPLETIONS
+from tollway.surfaces.embeddings import EMBEDDINGS
+from tollway.surfaces.responses import RESPONSES
 
 __all__ = ["SURFACES", "Call", "EndState", "EventMeter", "Reading", "Surface"]
 
 # Every surface served, in the order their routes are registered.
-SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS,)
+SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, RESPONSES, EMBEDDINGS, COMPLETIONS)

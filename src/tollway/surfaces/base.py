@@ -23,13 +23,17 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+import msgspec
 from msgspec import Struct
 
 from tollway.tokens import TokenCounter
 from tollway.upstream.sse import SSEEvent
-from tollway.usage import ReportedUsage, Usage
+from tollway.usage import ReportedUsage, Usage, read_reported
 
-__all__ = ["Call", "EndState", "EventMeter", "Reading", "Surface"]
+__all__ = ["Call", "EndState", "EventMeter", "Reading", "Surface", "forward_body", "with_usage"]
+
+_encode_json = msgspec.json.Encoder().encode
+_encode_out = msgspec.json.Encoder(decimal_format="number").encode
 
 # How a request that reached an upstream ended.
 EndState = Literal[
@@ -44,6 +48,32 @@ class Reading(Struct, frozen=True):
     reasoning: list[str]
     reported: ReportedUsage | None
     model: str | None
+
+    @classmethod
+    def of(cls, payload: Mapping[str, Any], text: list[str], reasoning: list[str]) -> Reading:
+        """The reading of an answer whose `usage` and `model` sit at the top level."""
+        model = payload.get("model")
+        return cls(
+            text, reasoning, read_reported(payload.get("usage")), model if isinstance(model, str) else None
+        )
+
+
+def forward_body(body: Mapping[str, Any], upstream_model: str, *, ask_usage: bool = False) -> bytes:
+    """The client's body with `model` renamed; `ask_usage` adds `stream_options.include_usage`."""
+    out = dict(body)
+    out["model"] = upstream_model
+    if ask_usage:
+        options = out.get("stream_options")
+        out["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return _encode_json(out)
+
+
+def with_usage(payload: dict[str, Any], usage: dict[str, Any], served: str | None) -> bytes:
+    """An answer with its `usage` replaced, under the served name when it is an alias (SPEC §3)."""
+    if served is not None:
+        payload["model"] = served  # clients see the name they asked for
+    payload["usage"] = usage
+    return _encode_out(payload)
 
 
 class Call(Protocol):
@@ -107,9 +137,19 @@ class Surface(Protocol):
     def read_body(self, call: Any, payload: Mapping[str, Any]) -> Reading: ...
 
     def render_body(
-        self, call: Any, payload: dict[str, Any], usage: Usage, cost: Decimal | None, served: str | None
+        self,
+        call: Any,
+        payload: dict[str, Any],
+        usage: Usage,
+        cost: Decimal | None,
+        served: str | None,
+        raw: bytes,
     ) -> bytes:
-        """The answer with complete usage and cost; `served` is the alias name to show, if any."""
+        """The answer with complete usage and cost; `served` is the alias name to show, if any.
+
+        `payload` is the decoded upstream body, `raw` its bytes (for a surface that must hand
+        back parts of it byte for byte).
+        """
         ...
 
     def stream_meter(self, call: Any, served: str | None, *, usage_with_choice: bool) -> EventMeter: ...

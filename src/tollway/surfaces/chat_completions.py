@@ -22,10 +22,10 @@ from tollway.billing.bounds import (
     prompt_byte_bound,
     template_margin,
 )
-from tollway.surfaces.base import Reading
+from tollway.surfaces.base import Reading, forward_body, with_usage
 from tollway.surfaces.chat_stream import ChatStream, message_texts, reasoning_texts
 from tollway.tokens import TokenCounter
-from tollway.usage import MAX_TOKENS, Usage, read_reported, to_openai
+from tollway.usage import MAX_TOKENS, Usage, to_openai
 from tollway.validation import convert, decode_object
 
 __all__ = [
@@ -97,12 +97,7 @@ class ParsedChat(Struct):
 
     def upstream_body(self, upstream_model: str, *, include_usage: bool) -> bytes:
         """The bytes to forward: the client's body with the model renamed and usage asked for."""
-        body = dict(self.body)
-        body["model"] = upstream_model
-        if self.stream and include_usage:
-            options = body.get("stream_options")
-            body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-        return _encode_json(body)
+        return forward_body(self.body, upstream_model, ask_usage=self.stream and include_usage)
 
     def prompt_bound(self) -> int:
         return prompt_byte_bound(self.body.get("messages"), self.body.get("tools"))
@@ -145,10 +140,7 @@ class ChatCompletions:
             if isinstance(choice, Mapping):
                 text.extend(message_texts(choice.get("message")))
                 reasoning.extend(reasoning_texts(choice.get("message")))
-        model = payload.get("model")
-        return Reading(
-            text, reasoning, read_reported(payload.get("usage")), model if isinstance(model, str) else None
-        )
+        return Reading.of(payload, text, reasoning)
 
     def render_body(
         self,
@@ -157,11 +149,9 @@ class ChatCompletions:
         usage: Usage,
         cost: Decimal | None,
         served: str | None,
+        raw: bytes,
     ) -> bytes:
-        if served is not None:
-            payload["model"] = served  # clients see the name they asked for
-        payload["usage"] = to_openai(usage, cost)
-        return _encode_out(payload)
+        return with_usage(payload, to_openai(usage, cost), served)
 
     def stream_meter(self, call: ParsedChat, served: str | None, *, usage_with_choice: bool) -> ChatStream:
         return ChatStream(served, usage_with_choice=usage_with_choice and not call.asked_for_usage)

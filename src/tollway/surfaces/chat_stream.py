@@ -7,13 +7,19 @@ byte for byte unless they carry usage alongside choices (the usage is moved
 to the single closing usage chunk) or the model is served under an alias (the
 served name replaces the upstream's).  Data that is not a JSON object is
 dropped: it would break the client's SDK.
+
+`ChunkStream` is that machinery without the chat-specific parts; every OpenAI
+stream of `choices` chunks closed by a `"choices": []` usage chunk and
+`[DONE]` (chat completions, legacy completions) is a subclass that says how
+its chunks are decoded, where a choice's text is, and what its closing chunk's
+`object` and empty choice look like.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 from msgspec import Struct
@@ -23,7 +29,7 @@ from tollway.surfaces.base import EndState
 from tollway.upstream.sse import SSEEvent
 from tollway.usage import ReportedUsage, Usage, read_reported, to_openai
 
-__all__ = ["ChatStream", "message_texts", "reasoning_texts"]
+__all__ = ["ChatStream", "ChunkStream", "message_texts", "reasoning_texts"]
 
 
 class _Function(Struct):
@@ -57,14 +63,35 @@ class _Chunk(Struct):
     error: Any = None
 
 
-_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_chunk_decoder = msgspec.json.Decoder(_Chunk)
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 _encode_out = msgspec.json.Encoder(decimal_format="number").encode
 _DONE = b"data: [DONE]\n\n"
 
 
-class ChatStream:
+class _Decoded(Protocol):
+    """What `ChunkStream` reads of any surface's decoded chunk."""
+
+    id: Any
+    created: Any
+    model: Any
+    usage: Any
+    error: Any
+
+    @property
+    def choices(self) -> Any: ...
+
+
+class ChunkStream:
+    """One OpenAI-style stream of `choices` chunks: metering, relaying and the closing usage chunk.
+
+    A subclass supplies `object` (the closing chunk's), `empty_choice` (the "with_choice" closing
+    chunk's one choice), `decoder` (a typed decoder of the fields it meters), `_meter` (the text of
+    one decoded chunk's choices) and `_meter_loose` (the same for a choice of a chunk that did not fit
+    the typed decoder, as a plain mapping).
+    """
+
     __slots__ = (
         "_rename",
         "_served",
@@ -78,6 +105,11 @@ class ChatStream:
         "reported",
         "text",
     )
+
+    object: ClassVar[str]
+    empty_choice: ClassVar[dict[str, Any]]
+    # Decodes a payload into the subclass's typed shape (a `msgspec.DecodeError` if it does not fit).
+    decoder: ClassVar[msgspec.json.Decoder[Any]]
 
     def __init__(self, rename: str | None = None, *, usage_with_choice: bool = False) -> None:
         """`rename`: the served name to show instead of the upstream's model (an alias), or None.
@@ -97,6 +129,14 @@ class ChatStream:
         self.created: Any = None
         self.model: Any = None
 
+    def _meter(self, chunk: Any) -> None:
+        """Record the text and finish reasons of a decoded chunk's choices."""
+        raise NotImplementedError
+
+    def _meter_loose(self, choice: Mapping[str, Any]) -> None:
+        """Record the text of one choice of a chunk that did not fit `_decode`'s shape."""
+        raise NotImplementedError
+
     def observe(self, event: SSEEvent) -> tuple[bytes | None, bool]:
         """Meter one event: (the SSE bytes to relay or None, whether the upstream is done)."""
         if event.data == b"[DONE]":
@@ -108,12 +148,12 @@ class ChatStream:
         """Exactly one usage chunk, then `[DONE]` or, for a bad end, an error event."""
         chunk: dict[str, Any] = {
             "id": self.id,
-            "object": "chat.completion.chunk",
+            "object": self.object,
             "created": self.created,
             "model": self._served if self._served is not None or self.model is None else self.model,
             # OpenAI's shape is no choices at all; "with_choice" adds one empty one for client code
             # that reads choices[0] of every chunk.
-            "choices": [{"index": 0, "delta": {}, "finish_reason": None}] if self._with_choice else [],
+            "choices": [dict(self.empty_choice)] if self._with_choice else [],
             "usage": to_openai(usage, cost),
         }
         closing = b"data: " + _encode_out(chunk) + b"\n\n"
@@ -121,34 +161,16 @@ class ChatStream:
 
     def _observe(self, payload: bytes) -> bytes | None:
         try:
-            chunk = _decode_chunk(payload)
+            chunk: _Decoded = self.decoder.decode(payload)
         except msgspec.DecodeError:
-            return self._observe_loose(payload)
+            return self._observe_any(payload)
         if chunk.error is not None:
             self.error = chunk.error
             return None
         if self.id is None:
             self.id, self.created, self.model = chunk.id, chunk.created, chunk.model
-        for choice in chunk.choices or ():
-            if choice.finish_reason:
-                self.finished = True
-            delta = choice.delta
-            if delta is None:
-                continue
-            if delta.content:
-                self.text.append(delta.content)
-            if delta.refusal:
-                self.text.append(delta.refusal)
-            for reasoning in (delta.reasoning_content, delta.reasoning):
-                if reasoning:
-                    self.text.append(reasoning)
-                    self.reasoning.append(reasoning)
-            for call in delta.tool_calls or ():
-                if call.function is not None:
-                    if call.function.name:
-                        self.text.append(call.function.name)
-                    if call.function.arguments:
-                        self.text.append(call.function.arguments)
+        if chunk.choices:
+            self._meter(chunk)
         if chunk.usage is not None:
             reported = read_reported(chunk.usage)
             if reported is not None:
@@ -169,7 +191,7 @@ class ChatStream:
         value["model"] = msgspec.json.decode(self._rename)
         return _encode(value)
 
-    def _observe_loose(self, payload: bytes) -> bytes | None:
+    def _observe_any(self, payload: bytes) -> bytes | None:
         """A payload that does not fit the usual shapes: meter what can be found, relay it unchanged."""
         try:
             value = _decode_any(payload)
@@ -180,11 +202,11 @@ class ChatStream:
         if value.get("error") is not None:
             self.error = value["error"]
             return None
-        for choice in value.get("choices") or ():
+        choices = value.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if isinstance(choice, Mapping):
                 self.finished = self.finished or bool(choice.get("finish_reason"))
-                self.text.extend(message_texts(choice.get("delta")))
-                self.reasoning.extend(reasoning_texts(choice.get("delta")))
+                self._meter_loose(choice)
         if self.id is None:
             self.id, self.created, self.model = value.get("id"), value.get("created"), value.get("model")
         changed = False
@@ -198,6 +220,43 @@ class ChatStream:
             value["model"] = msgspec.json.decode(self._rename)
             changed = True
         return _event(_encode(value) if changed else payload)
+
+
+class ChatStream(ChunkStream):
+    """A streamed chat completion (`chat.completion.chunk`s with `delta`s)."""
+
+    __slots__ = ()
+
+    object = "chat.completion.chunk"
+    empty_choice: ClassVar[dict[str, Any]] = {"index": 0, "delta": {}, "finish_reason": None}
+
+    decoder = _chunk_decoder
+
+    def _meter(self, chunk: _Chunk) -> None:
+        for choice in chunk.choices or ():
+            if choice.finish_reason:
+                self.finished = True
+            delta = choice.delta
+            if delta is None:
+                continue
+            if delta.content:
+                self.text.append(delta.content)
+            if delta.refusal:
+                self.text.append(delta.refusal)
+            for reasoning in (delta.reasoning_content, delta.reasoning):
+                if reasoning:
+                    self.text.append(reasoning)
+                    self.reasoning.append(reasoning)
+            for call in delta.tool_calls or ():
+                if call.function is not None:
+                    if call.function.name:
+                        self.text.append(call.function.name)
+                    if call.function.arguments:
+                        self.text.append(call.function.arguments)
+
+    def _meter_loose(self, choice: Mapping[str, Any]) -> None:
+        self.text.extend(message_texts(choice.get("delta")))
+        self.reasoning.extend(reasoning_texts(choice.get("delta")))
 
 
 def _error_event(state: EndState, error: Any, scrub: Any) -> bytes:
