@@ -18,7 +18,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from tollway.serving.timeouts import BodyTimeout, protocol_class
+from tollway.serving.body_timeout import BodyTimeout
+from tollway.serving.timeouts import protocol_class
 
 Message = dict[str, Any]
 BODY_BYTES = b'{"model":"m"}'

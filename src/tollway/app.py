@@ -24,8 +24,8 @@ from tollway.errors import TollwayError
 from tollway.mock_upstream import create_app as create_demo_upstream
 from tollway.mock_upstream import quiet_scripted_cuts
 from tollway.runtime import open_runtime
+from tollway.serving.body_timeout import BodyTimeout
 from tollway.serving.run import DEMO_KEY_ENV
-from tollway.serving.timeouts import BodyTimeout
 from tollway.surfaces import SURFACES
 
 __all__ = ["DEMO_MOUNT", "app_from_env", "create_app"]

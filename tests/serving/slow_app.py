@@ -18,7 +18,8 @@ import uvicorn
 from litestar import Litestar, Request, get, post
 from litestar.response import Stream
 
-from tollway.serving.timeouts import BodyTimeout, protocol_class
+from tollway.serving.body_timeout import BodyTimeout
+from tollway.serving.timeouts import protocol_class
 
 STREAM_CHUNKS = 12
 STREAM_DELAY = 0.25  # 3 s in all: longer than every timeout the tests use
