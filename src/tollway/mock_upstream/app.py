@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from tollway.mock_upstream import anthropic
 from tollway.mock_upstream.asgi import (
     DECODER,
     Receive,
@@ -105,6 +106,9 @@ class MockUpstream:
         method = scope["method"]
         if method == "POST" and _route(path, "/chat/completions"):
             await self._chat(scope, receive, send)
+        elif method == "POST" and (messages := anthropic.route(path)) is not None:
+            # Anthropic's Messages API: its own auth, validation and error shapes (see anthropic.py).
+            await messages(self, scope, receive, send)
         elif method == "POST" and (surface := _other_surface(path)) is not None:
             accepted = await self._accept(scope, receive, send)
             if accepted is not None:

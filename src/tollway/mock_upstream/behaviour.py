@@ -26,6 +26,7 @@ _TOKEN_KNOBS = (
     "cached_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "cache_write_1h_tokens",
 )
 _CHUNK_KNOBS = ("chunks", "cut_after", "error_after")
 _DELAY_KNOBS = ("headers_delay_ms", "ttft_ms", "chunk_delay_ms")
@@ -50,6 +51,11 @@ class Behaviour(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     prompt_tokens / completion_tokens: override the reported numbers (defaults are estimated).
     cached_tokens, reasoning_tokens: reported in the usage details; cache_write_tokens is reported
         under the name cache_write_field picks (the last is a top-level, Anthropic-style field).
+    cache_write_1h_tokens: Anthropic's Messages API only (anthropic.py): how many of the
+        cache_write_tokens are 1-hour writes (`cache_creation.ephemeral_1h_input_tokens`; the rest are
+        5-minute ones). At most cache_write_tokens. How the other knobs map onto Anthropic's answers
+        (input_tokens, cache_read/cache_creation_input_tokens, thinking and tool_use blocks, events)
+        is in anthropic_events.py and anthropic.py.
     usage_override: any JSON value (null included), sent verbatim as `usage` wherever usage would go
         (the non-streamed body, the stream's usage chunk, or its last chunk under "with_choices") in
         place of the computed object, for testing how a proxy copes with nonsense usage: huge,
@@ -75,6 +81,7 @@ class Behaviour(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     cache_write_tokens: int | None = None
     cache_write_field: CacheWriteField = "cache_write_tokens"
     reasoning_tokens: int | None = None
+    cache_write_1h_tokens: int = 0
     # UNSET (the default) means "compute usage"; every JSON value, null included, is an override.
     usage_override: Any = msgspec.UNSET
     reasoning_text: bool = False
@@ -108,6 +115,10 @@ class Behaviour(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                 "chunk_delay_ms",
                 f"`headers_delay_ms` + `ttft_ms` + `chunk_delay_ms` x {self.paced_steps} paced chunks "
                 f"comes to {total:.0f} ms; a response may take at most {MAX_DELAY_MS} ms",
+            )
+        if self.cache_write_1h_tokens > (self.cache_write_tokens or 0):
+            raise KnobError(
+                "cache_write_1h_tokens", "`cache_write_1h_tokens` may be at most `cache_write_tokens`"
             )
         if self.fail is not None and not 400 <= self.fail <= 599:
             raise KnobError("fail", "`fail` must be an HTTP error status between 400 and 599")
