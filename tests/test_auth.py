@@ -97,3 +97,18 @@ async def test_malformed_headers(engine: AsyncEngine, header: str | None) -> Non
     with pytest.raises(AuthenticationFailed) as info:
         await auth.authenticate(header)
     assert info.value.status == 401 and info.value.code == "invalid_api_key"
+
+
+async def test_an_x_api_key_header_authenticates_like_a_bearer_token(engine: AsyncEngine) -> None:
+    """Anthropic's SDK and Claude Code send `x-api-key: tw-…`; Authorization wins when both come."""
+    store = AccountStore(engine)
+    workspace = await store.create_workspace("acme")
+    created = await store.create_key(workspace.id, "k", None, "total")
+    auth = Authenticator(store, ttl=60)
+    assert (await auth.authenticate(None, created.secret)).key_id == created.key.id
+    assert (await auth.authenticate(f"Bearer {created.secret}", "tw-other")).key_id == created.key.id
+    for bad in ("sk-ant-x", "tw-unknownunknownunknownunknown", "tw-" + "a" * 300):
+        with pytest.raises(AuthenticationFailed):
+            await auth.authenticate(None, bad)
+    with pytest.raises(AuthenticationFailed):
+        await auth.authenticate(None, None)

@@ -103,3 +103,16 @@ def test_missing_secret_variable(tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(str(tmp_path / "missing.toml"), environ={})
+
+
+def test_a_model_cannot_fall_back_across_protocols(tmp_path: Path) -> None:
+    config = tmp_path / "tollway.toml"
+    config.write_text(
+        '[[upstreams]]\nname = "a"\nbase_url = "http://a.test/v1"\n'
+        '[[upstreams]]\nname = "b"\nbase_url = "http://b.test/v1"\nprotocol = "anthropic"\n'
+        '[[models]]\nname = "m"\nupstream = ["a", "b"]\n'
+    )
+    with pytest.raises(
+        ConfigError, match=r"\[\[models\]\] #1 \('m'\): its upstreams speak different protocols"
+    ):
+        load_settings(str(config), environ={})

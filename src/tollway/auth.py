@@ -47,8 +47,9 @@ class Authenticator:
         self._ttl = ttl
         self._cache: dict[str, tuple[Principal, float]] = {}
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        token = _bearer(authorization)
+    async def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
+        """The caller of `Authorization: Bearer tw-…`, or of `x-api-key: tw-…` (Anthropic's clients)."""
+        token = _bearer(authorization) if authorization or not api_key else _api_key(api_key)
         digest = hash_key(token)
         now = time.monotonic()
         hit = self._cache.get(digest)
@@ -69,6 +70,15 @@ class Authenticator:
         for digest, (principal, _) in list(self._cache.items()):
             if principal.key_id == key_id:
                 del self._cache[digest]
+
+
+def _api_key(value: str) -> str:
+    token = value.strip()
+    if not token.startswith(KEY_PREFIX):
+        raise AuthenticationFailed("Invalid API key: tollway keys start with 'tw-'.")
+    if len(token) > 200:
+        raise AuthenticationFailed("Invalid API key: it is longer than any tollway key.")
+    return token
 
 
 def _bearer(authorization: str | None) -> str:

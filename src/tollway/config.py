@@ -98,10 +98,15 @@ class AdminConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     token_env: str = "TOLLWAY_ADMIN_TOKEN"
 
 
+Protocol = Literal["openai", "anthropic"]
+
+
 class UpstreamConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     base_url: str
     api_key_env: str | None = None
+    # Which API family it speaks (SPEC §6): its models are served on that family's surfaces only.
+    protocol: Protocol = "openai"
     # Some OpenAI-compatible providers reject `stream_options`; turn injection off for them.
     include_usage: bool = True
     connect_timeout: Seconds = 10.0
@@ -267,6 +272,9 @@ def _validate(config: Config, source: str) -> None:
         for name in model.upstreams:
             if name not in upstream_names:
                 raise fail(entry, f"upstream {name!r} is not defined in [[upstreams]]")
+        protocols = {up.protocol for up in config.upstreams if up.name in model.upstreams}
+        if len(protocols) > 1:
+            raise fail(entry, "its upstreams speak different protocols; a fallback must speak the same one")
         if model.encoding is not None and model.encoding not in KNOWN_ENCODINGS:
             raise fail(entry, f"encoding must be one of {', '.join(KNOWN_ENCODINGS)}")
     if config.ledger.dead_after_seconds < 2 * config.ledger.heartbeat_seconds:

@@ -299,3 +299,26 @@ async def test_an_aiohttp_body_is_relayed_as_is_unless_it_is_encoded() -> None:
         stream=_AiohttpBody(encoded),  # type: ignore[arg-type]
     )
     assert b"".join([c async for c in chunks_with_idle_timeout(response, 5.0)]) == b"data: 2\n\n"
+
+
+async def test_an_anthropic_upstream_gets_its_key_as_x_api_key_and_the_clients_headers() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    up = upstream(protocol="anthropic")
+    client = UpstreamClient(settings(up), transport=httpx.MockTransport(handler))
+    try:
+        passed = {"anthropic-version": "2023-06-01", "anthropic-beta": "tools-2024-05-16"}
+        await client.open(up, "/messages?beta=true", b"{}", stream=False, headers=passed)
+    finally:
+        await client.aclose()
+    (request,) = seen
+    assert str(request.url) == "http://upstream.test/v1/messages?beta=true"
+    assert request.headers["x-api-key"] == SECRET
+    assert "authorization" not in request.headers
+    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert request.headers["anthropic-beta"] == "tools-2024-05-16"
+    assert request.headers["x-team"] == "blue"

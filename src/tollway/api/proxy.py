@@ -10,18 +10,21 @@ from typing import Any
 
 import anyio
 from litestar import Request, Response, post
+from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
 from tollway.api.edge import request_id as edge_request_id
 from tollway.billing.biller import Hold, Settlement
 from tollway.clock import now_us
+from tollway.errors import APIError, InvalidRequest, RequestTooLarge, UpstreamStatus
 from tollway.money import format_usd
 from tollway.pipeline.complete import meter_body, render_body
 from tollway.pipeline.context import EndState, RequestContext
 from tollway.pipeline.relay import relay_stream
 from tollway.pipeline.routing import forward
 from tollway.runtime import Runtime
+from tollway.surfaces import surfaces_for
 from tollway.surfaces.base import Surface
 from tollway.usage import Usage
 
@@ -41,15 +44,43 @@ def surface_route(surface: Surface) -> HTTPRouteHandler:
 
 
 async def proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[Any]:
+    """`_proxy`, with every refusal in the surface's own error shape."""
+    try:
+        return await _proxy(request, surface)
+    except HTTPException as exc:
+        if exc.status_code != 413:
+            raise
+        refusal: APIError = RequestTooLarge("The request body is larger than this server accepts.")
+    except APIError as exc:
+        refusal = exc
+    media_type = refusal.content_type if isinstance(refusal, UpstreamStatus) else "application/json"
+    return Response(
+        surface.error_body(refusal),
+        status_code=refusal.status,
+        media_type=media_type,
+        headers=refusal.headers,
+    )
+
+
+async def _proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[Any]:
     runtime: Runtime = request.app.state.runtime
-    principal = await runtime.auth.authenticate(request.headers.get("authorization"))
+    headers = request.headers
+    principal = await runtime.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
     call = surface.parse(await request.body())
     route = runtime.router.resolve(call.model)
+    if route.protocol != surface.protocol:
+        raise InvalidRequest(
+            f"The model '{route.model.name}' is served over the {route.protocol} protocol, not on "
+            f"POST /v1{surface.path}: call {surfaces_for(route.protocol)}.",
+            code="wrong_surface",
+            param="model",
+        )
+    path, passed = surface.upstream_request(headers, request.scope.get("query_string", b"").decode("latin-1"))
     request_id = edge_request_id(request.scope)
     started = now_us()
     hold = await runtime.biller.reserve(principal, route, call, request_id)
     try:
-        upstream, response = await forward(runtime.upstream, route, call, surface.path)
+        upstream, response = await forward(runtime.upstream, route, call, path, passed)
         ctx = RequestContext(
             request_id=request_id,
             principal=principal,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 from msgspec import Struct
 
@@ -20,6 +22,11 @@ class Route(Struct, frozen=True):
     encoding: str
     # The encoding is a guess for a model tiktoken does not know: counts are estimates.
     estimated: bool
+
+    @property
+    def protocol(self) -> str:
+        """The API family its upstreams speak (config validation makes them all speak one)."""
+        return self.upstreams[0].protocol
 
     @property
     def alias(self) -> bool:
@@ -64,7 +71,11 @@ def _worth_retrying(exc: Exception) -> bool:
 
 
 async def forward(
-    client: UpstreamClient, route: Route, call: Call, path: str
+    client: UpstreamClient,
+    route: Route,
+    call: Call,
+    path: str,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[UpstreamConfig, httpx.Response]:
     """Open the request on the first upstream that answers; later ones are fallbacks.
 
@@ -76,7 +87,7 @@ async def forward(
     for upstream in route.upstreams:
         body = call.upstream_body(route.model.target, include_usage=upstream.include_usage)
         try:
-            return upstream, await client.open(upstream, path, body, stream=call.stream)
+            return upstream, await client.open(upstream, path, body, stream=call.stream, headers=headers)
         except (UpstreamStatus, UpstreamUnavailable, UpstreamTimeout) as exc:
             if not _worth_retrying(exc):
                 raise

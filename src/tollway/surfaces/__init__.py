@@ -6,7 +6,12 @@ from tollway.surfaces.completions import COMPLETIONS
 from tollway.surfaces.embeddings import EMBEDDINGS
 from tollway.surfaces.responses import RESPONSES
 
-__all__ = ["SURFACES", "Call", "EndState", "EventMeter", "Reading", "Surface"]
+__all__ = ["SURFACES", "Call", "EndState", "EventMeter", "Reading", "Surface", "surfaces_for"]
 
 # Every surface served, in the order their routes are registered.
 SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, RESPONSES, EMBEDDINGS, COMPLETIONS)
+
+
+def surfaces_for(protocol: str) -> str:
+    """The routes that serve models of `protocol`, for a message naming where to call."""
+    return " or ".join(f"POST /v1{s.path}" for s in SURFACES if s.protocol == protocol) or "no route here"

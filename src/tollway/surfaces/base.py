@@ -26,11 +26,21 @@ from typing import Any, Literal, Protocol
 import msgspec
 from msgspec import Struct
 
+from tollway.errors import APIError
 from tollway.tokens import TokenCounter
 from tollway.upstream.sse import SSEEvent
 from tollway.usage import ReportedUsage, Usage, read_reported
 
-__all__ = ["Call", "EndState", "EventMeter", "Reading", "Surface", "forward_body", "with_usage"]
+__all__ = [
+    "Call",
+    "EndState",
+    "EventMeter",
+    "OpenAIFamily",
+    "Reading",
+    "Surface",
+    "forward_body",
+    "with_usage",
+]
 
 _encode_json = msgspec.json.Encoder().encode
 _encode_out = msgspec.json.Encoder(decimal_format="number").encode
@@ -131,8 +141,17 @@ class EventMeter(Protocol):
 class Surface(Protocol):
     operation: str  # the usage record's operation_type, e.g. "chat.completions"
     path: str  # the route under /v1 and the upstream's path, e.g. "/chat/completions"
+    protocol: str  # the API family of its upstreams: "openai" | "anthropic" (config `protocol`)
 
     def parse(self, raw: bytes) -> Call: ...
+
+    def upstream_request(self, headers: Mapping[str, str], query: str) -> tuple[str, dict[str, str]]:
+        """The upstream path (and the client's query, where it matters) and client headers to pass on."""
+        ...
+
+    def error_body(self, exc: APIError) -> bytes:
+        """A refusal in this surface's own error shape (an upstream's own error passes through as it is)."""
+        ...
 
     def read_body(self, call: Any, payload: Mapping[str, Any]) -> Reading: ...
 
@@ -153,3 +172,16 @@ class Surface(Protocol):
         ...
 
     def stream_meter(self, call: Any, served: str | None, *, usage_with_choice: bool) -> EventMeter: ...
+
+
+class OpenAIFamily:
+    """What every OpenAI-protocol surface shares: OpenAI's error shape, nothing extra to forward."""
+
+    protocol = "openai"
+    path: str
+
+    def upstream_request(self, headers: Mapping[str, str], query: str) -> tuple[str, dict[str, str]]:
+        return self.path, {}
+
+    def error_body(self, exc: APIError) -> bytes:
+        return exc.body()

@@ -22,7 +22,7 @@ from tollway.billing.bounds import (
     prompt_byte_bound,
     template_margin,
 )
-from tollway.surfaces.base import Reading, forward_body, with_usage
+from tollway.surfaces.base import OpenAIFamily, Reading, forward_body, with_usage
 from tollway.surfaces.chat_stream import ChatStream, message_texts, reasoning_texts
 from tollway.tokens import TokenCounter
 from tollway.usage import MAX_TOKENS, Usage, to_openai
@@ -126,7 +126,7 @@ def parse_chat_request(raw: bytes) -> ParsedChat:
     return ParsedChat(request=convert(body, ChatRequest), body=body)
 
 
-class ChatCompletions:
+class ChatCompletions(OpenAIFamily):
     operation = "chat.completions"
     path = "/chat/completions"
 

@@ -23,7 +23,7 @@ from msgspec import Meta, Struct
 
 from tollway.billing.bounds import MAX_OUTPUT_TOKENS, output_bound
 from tollway.errors import InvalidRequest
-from tollway.surfaces.base import Reading, forward_body, with_usage
+from tollway.surfaces.base import OpenAIFamily, Reading, forward_body, with_usage
 from tollway.surfaces.completions_stream import CompletionsStream
 from tollway.surfaces.embeddings import Inputs, read_inputs
 from tollway.tokens import TokenCounter
@@ -119,7 +119,7 @@ def parse_completions_request(raw: bytes) -> ParsedCompletion:
     return ParsedCompletion(request, read_inputs(request.prompt, "prompt", empty_strings=True), body)
 
 
-class Completions:
+class Completions(OpenAIFamily):
     operation = "completions"
     path = "/completions"
 

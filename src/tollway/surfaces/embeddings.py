@@ -30,7 +30,7 @@ from msgspec import Meta, Struct
 
 from tollway.billing.bounds import text_bytes
 from tollway.errors import InvalidRequest
-from tollway.surfaces.base import Reading, forward_body
+from tollway.surfaces.base import OpenAIFamily, Reading, forward_body
 from tollway.tokens import TokenCounter
 from tollway.usage import MAX_TOKENS, ReportedUsage, Usage, read_reported
 from tollway.validation import convert, decode_object
@@ -206,7 +206,7 @@ def splice_usage(raw: bytes, usage: Usage, cost: Decimal | None, served: str | N
     return _encode_json(top)
 
 
-class Embeddings:
+class Embeddings(OpenAIFamily):
     operation = "embeddings"
     path = "/embeddings"
 

@@ -31,7 +31,7 @@ from tollway.billing.bounds import (
     text_bytes,
 )
 from tollway.errors import InvalidRequest
-from tollway.surfaces.base import Reading, forward_body, with_usage
+from tollway.surfaces.base import OpenAIFamily, Reading, forward_body, with_usage
 from tollway.surfaces.responses_stream import ResponsesStream, output_texts, to_responses
 from tollway.tokens import TokenCounter
 from tollway.usage import MAX_TOKENS, Usage
@@ -245,7 +245,7 @@ def parse_responses_request(raw: bytes) -> ParsedResponses:
     return ParsedResponses(request=request, body=body)
 
 
-class Responses:
+class Responses(OpenAIFamily):
     operation = "responses"
     path = "/responses"
 

@@ -18,7 +18,7 @@ rest of tollway sees one response type and one exception tree either way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Literal
 
 import aiohttp
@@ -74,25 +74,37 @@ class UpstreamClient:
     def _headers_for(upstream: UpstreamConfig, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept-encoding": "identity", **upstream.headers}
         if key:
-            headers["authorization"] = f"Bearer {key}"
+            if upstream.protocol == "anthropic":
+                headers["x-api-key"] = key  # Anthropic's own scheme
+            else:
+                headers["authorization"] = f"Bearer {key}"
         return headers
 
     async def aclose(self) -> None:
         await self._send.aclose()
 
-    async def open(self, upstream: UpstreamConfig, path: str, body: bytes, *, stream: bool) -> httpx.Response:
+    async def open(
+        self,
+        upstream: UpstreamConfig,
+        path: str,
+        body: bytes,
+        *,
+        stream: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         """POST `body` to the upstream's `path`; return the response once its status is a success.
+
+        `headers` are the client's headers the surface passes on (e.g. `anthropic-version`).
 
         For streams the body is left open for the caller to read; otherwise it
         has been read in full.  Failures become `APIError`s.
         """
         url = self._base_urls[upstream.name] + path
+        sent = self._headers[upstream.name] if not headers else {**self._headers[upstream.name], **headers}
         response: httpx.Response | None = None
         try:
             async with asyncio.timeout(upstream.first_byte_timeout):
-                response = await self._send(
-                    url, body, self._headers[upstream.name], upstream.connect_timeout, stream=stream
-                )
+                response = await self._send(url, body, sent, upstream.connect_timeout, stream=stream)
                 if response.status_code >= 400:
                     raise await self._status_error(response)
                 if not stream:
