@@ -75,13 +75,14 @@ async def prepare(path: Path, records: int, days: int) -> tuple[str, str]:
                 0,
                 models[i % 4],
                 "chat.completions",
+                0,
             )
         )
         if len(batch) == 50_000:
-            conn.executemany("insert into usage_records values (" + ",".join("?" * 23) + ")", batch)
+            conn.executemany("insert into usage_records values (" + ",".join("?" * 24) + ")", batch)
             batch.clear()
     if batch:
-        conn.executemany("insert into usage_records values (" + ",".join("?" * 23) + ")", batch)
+        conn.executemany("insert into usage_records values (" + ",".join("?" * 24) + ")", batch)
     conn.commit()
     conn.close()
     print(f"inserted {records} records in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -67,6 +67,12 @@ def test_an_unbelievable_report_is_invalid_whole() -> None:
         {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 2.5}},
         {"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens_details": {"audio_tokens": -1}},
         {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 1e20},
+        {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": "5"}},
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "completion_tokens_details": {"reasoning_tokens": "abc"},
+        },
     ):
         assert read_reported(junk) == INVALID, junk
     edge = read_reported({"prompt_tokens": 2**53 - 1, "completion_tokens": 0, "prompt_tokens_details": None})
@@ -84,6 +90,7 @@ def test_to_openai_fills_every_field_and_keeps_extras() -> None:
         completion=20,
         cached=30,
         cache_write=7,
+        cache_write_1h=4,
         reasoning=5,
         raw={"prompt_tokens_details": {"audio_tokens": 2}, "completion_tokens_details": {"audio_tokens": 1}},
     )
@@ -96,7 +103,74 @@ def test_to_openai_fills_every_field_and_keeps_extras() -> None:
             "cached_tokens": 30,
             "cache_write_tokens": 7,
             "cache_creation_tokens": 7,
+            "cache_write_1h_tokens": 4,
         },
         "completion_tokens_details": {"audio_tokens": 1, "reasoning_tokens": 5},
         "cost": Decimal("0.000123"),
     }
+    assert to_openai(Usage(prompt=1, completion=1))["prompt_tokens_details"]["cache_write_1h_tokens"] == 0
+
+
+ANTHROPIC = {
+    "input_tokens": 10,
+    "output_tokens": 5,
+    "cache_read_input_tokens": 3,
+    "cache_creation_input_tokens": 12,
+    "cache_creation": {"ephemeral_5m_input_tokens": 4, "ephemeral_1h_input_tokens": 8},
+}
+
+
+def test_anthropic_cache_creation_by_lifetime() -> None:
+    """1-hour writes are a part of the cache writes: `cache_creation_input_tokens` is the sum."""
+    reported = read_reported(ANTHROPIC)
+    assert reported is not None and not reported.invalid
+    assert (reported.cached, reported.cache_write, reported.cache_write_1h) == (3, 12, 8)
+    # Without the object (older API versions, or 5-minute writes only) there are no 1-hour writes.
+    plain = read_reported({k: v for k, v in ANTHROPIC.items() if k != "cache_creation"})
+    assert plain is not None and (plain.cache_write, plain.cache_write_1h) == (12, None)
+    only_5m = read_reported(ANTHROPIC | {"cache_creation": {"ephemeral_5m_input_tokens": 12}})
+    assert only_5m is not None and (only_5m.cache_write, only_5m.cache_write_1h) == (12, None)
+    # With the object but no total, the total is the sum of the parts.
+    no_total = read_reported({k: v for k, v in ANTHROPIC.items() if k != "cache_creation_input_tokens"})
+    assert no_total is not None and (no_total.cache_write, no_total.cache_write_1h) == (12, 8)
+    # tollway's own OpenAI-shaped report (a tollway upstream) reads back the same.
+    chained = read_reported(
+        {
+            "prompt_tokens": 25,
+            "completion_tokens": 5,
+            "prompt_tokens_details": {"cache_write_tokens": 12, "cache_write_1h_tokens": 8},
+        }
+    )
+    assert chained is not None and (chained.cache_write, chained.cache_write_1h) == (12, 8)
+    # Other reports are unchanged.
+    other = read_reported({"prompt_tokens": 1, "completion_tokens": 1})
+    assert other is not None and other.cache_write_1h is None
+
+
+def test_invalid_1h_cache_writes_make_the_report_invalid() -> None:
+    for creation in (
+        5,
+        "8",
+        [8],
+        {"ephemeral_1h_input_tokens": -1},
+        {"ephemeral_1h_input_tokens": 8.0},
+        {"ephemeral_1h_input_tokens": "8"},
+        {"ephemeral_1h_input_tokens": True},
+        {"ephemeral_1h_input_tokens": 2**53},
+        {"ephemeral_5m_input_tokens": "4", "ephemeral_1h_input_tokens": 8},
+        {"ephemeral_5m_input_tokens": 1e20},
+    ):
+        assert read_reported(ANTHROPIC | {"cache_creation": creation}) == INVALID, creation
+    for details in (
+        {"cache_write_1h_tokens": "8"},
+        {"cache_write_1h_tokens": -8},
+        {"cache_write_1h_tokens": 0.5},
+    ):
+        usage = {"prompt_tokens": 25, "completion_tokens": 5, "prompt_tokens_details": details}
+        assert read_reported(usage) == INVALID, details
+    # null is "not reported", as for the other counts.
+    null = read_reported(ANTHROPIC | {"cache_creation": {"ephemeral_1h_input_tokens": None}})
+    assert null is not None and not null.invalid and null.cache_write_1h is None
+    absent = read_reported(ANTHROPIC | {"cache_creation": None})
+    assert absent is not None and not absent.invalid
+    assert (absent.cache_write, absent.cache_write_1h) == (12, None)

@@ -2,6 +2,9 @@
 
 Conventions (OpenAI's): cached and cache-write tokens are part of
 `prompt_tokens`; reasoning tokens are part of `completion_tokens`.
+`cache_write` is the total of all cache writes; `cache_write_1h`, the tokens
+written to a 1-hour cache (Anthropic's `cache_creation.ephemeral_1h_input_tokens`),
+is a part of `cache_write`, not an addition to it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ _DETAILS = (
     "completion_tokens_details",
     "input_tokens_details",
     "output_tokens_details",
+    "cache_creation",
 )
+# Anthropic's `cache_creation` object: cache writes by lifetime; when it is present,
+# `cache_creation_input_tokens` is the sum of the two.
+_CACHE_CREATION_COUNTS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 
 
 class ReportedUsage(Struct, frozen=True):
@@ -59,17 +66,24 @@ class ReportedUsage(Struct, frozen=True):
     reasoning: int | None
     raw: Mapping[str, Any] | None
     invalid: bool = False
+    # The part of `cache_write` written to a 1-hour cache.
+    cache_write_1h: int | None = None
 
 
 INVALID = ReportedUsage(None, None, None, None, None, None, invalid=True)
 
 
 class Usage(Struct, frozen=True, kw_only=True):
+    """The usage billed.  `cached` and `cache_write` (every cache write) are parts of `prompt`;
+    `cache_write_1h` (the writes to a 1-hour cache) is a part of `cache_write`; `reasoning` is a
+    part of `completion`."""
+
     prompt: int
     completion: int
     cached: int = 0
     cache_write: int = 0
     reasoning: int = 0
+    cache_write_1h: int = 0
     prompt_source: Source = "upstream"
     completion_source: Source = "upstream"
     # True when the counting encoding had to be guessed for an unknown model.
@@ -87,6 +101,19 @@ def _is_count(value: Any) -> bool:
     return type(value) is int and 0 <= value <= MAX_TOKENS
 
 
+# The detail fields `read_reported` reads.
+_READ_DETAILS = frozenset(
+    {
+        "cached_tokens",
+        "cache_write_tokens",
+        "cache_creation_tokens",
+        "cache_creation_input_tokens",
+        "cache_write_1h_tokens",
+        "reasoning_tokens",
+    }
+)
+
+
 def _valid(usage: Mapping[str, Any]) -> bool:
     for name in _TOP_COUNTS:
         value = usage.get(name)
@@ -98,10 +125,24 @@ def _valid(usage: Mapping[str, Any]) -> bool:
             continue
         if not isinstance(section, Mapping):
             return False
-        for value in section.values():
-            # Non-numbers in details (labels, nested objects) are not token counts; numbers must be.
-            if isinstance(value, int | float) and not _is_count(value):
+        for key, value in section.items():
+            # Labels and nested objects in details are not token counts; numbers must be, and so must
+            # every field tollway reads (a string there is not believed either).
+            if value is None:
+                continue
+            if (isinstance(value, int | float) or key in _READ_DETAILS) and not _is_count(value):
                 return False
+    creation = usage.get("cache_creation")
+    if isinstance(creation, Mapping):
+        for name in _CACHE_CREATION_COUNTS:
+            value = creation.get(name)
+            # These are billed at their own rate: anything but a count (a string too) is not believed.
+            if value is not None and not _is_count(value):
+                return False
+    for name in ("prompt_tokens_details", "input_tokens_details"):
+        value = _section(usage, name).get("cache_write_1h_tokens")
+        if value is not None and not _is_count(value):
+            return False
     return True
 
 
@@ -127,6 +168,9 @@ def read_reported(usage: Any) -> ReportedUsage | None:
     completion_details = _section(usage, "completion_tokens_details") or _section(
         usage, "output_tokens_details"
     )
+    creation = _section(usage, "cache_creation")
+    by_lifetime = [value for name in _CACHE_CREATION_COUNTS if (value := creation.get(name)) is not None]
+    creation_total = sum(by_lifetime) if by_lifetime else None  # when the upstream gives no total
     return ReportedUsage(
         prompt=_first(usage.get("prompt_tokens"), usage.get("input_tokens")),
         completion=_first(usage.get("completion_tokens"), usage.get("output_tokens")),
@@ -142,9 +186,13 @@ def read_reported(usage: Any) -> ReportedUsage | None:
             usage.get("cache_creation_input_tokens"),
             usage.get("cache_creation_tokens"),
             usage.get("cache_write_tokens"),
+            creation_total,
         ),
         reasoning=_first(completion_details.get("reasoning_tokens"), usage.get("reasoning_tokens")),
         raw=usage,
+        cache_write_1h=_first(
+            prompt_details.get("cache_write_1h_tokens"), creation.get("ephemeral_1h_input_tokens")
+        ),
     )
 
 
@@ -156,6 +204,7 @@ def to_openai(usage: Usage, cost: Decimal | None = None) -> dict[str, Any]:
     prompt_details["cached_tokens"] = usage.cached
     prompt_details["cache_write_tokens"] = usage.cache_write
     prompt_details["cache_creation_tokens"] = usage.cache_write
+    prompt_details["cache_write_1h_tokens"] = usage.cache_write_1h
     completion_details = dict(_section(raw, "completion_tokens_details"))
     completion_details["reasoning_tokens"] = usage.reasoning
     body: dict[str, Any] = {

@@ -153,6 +153,7 @@ def test_pricing_route(tollway: Tollway, key: str) -> None:
         "input": "1.00",
         "cached_input": "0.50",
         "cache_write": "1.25",
+        "cache_write_1h": "1.25",
         "output": "2.00",
         "reasoning": "3.00",
         "request": "0.0001",

@@ -58,6 +58,7 @@ def test_summary_matches_records_and_debits(tollway: Tollway, pair: tuple[Accoun
         "output_tokens": 24,
         "cached_tokens": 0,
         "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
         "reasoning_tokens": 0,
         "calls": 3,
         "cost_usd": f"0.{total_cost:09d}",

@@ -161,7 +161,12 @@ async def test_upstream_usage_is_authoritative_and_chunks_pass_byte_for_byte(cou
         "prompt_tokens": 11,
         "completion_tokens": 3,
         "total_tokens": 14,
-        "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 0, "cache_creation_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": 4,
+            "cache_write_tokens": 0,
+            "cache_creation_tokens": 0,
+            "cache_write_1h_tokens": 0,
+        },
         "completion_tokens_details": {"reasoning_tokens": 1},
         "cost": 0.000042,
     }

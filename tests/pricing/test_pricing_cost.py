@@ -24,6 +24,7 @@ def rates(
     cache_write: str | None = None,
     reasoning: str | None = None,
     request: str = "0",
+    cache_write_1h: str | None = None,
 ) -> Price:
     return make_price(
         "m",
@@ -34,6 +35,7 @@ def rates(
         cache_write=cache_write,
         reasoning=reasoning,
         request=request,
+        cache_write_1h=cache_write_1h,
     )
 
 
@@ -66,6 +68,47 @@ def test_each_token_class_has_its_own_rate() -> None:
     assert cost_nanos(price, 1000, 0, cache_write=100) == 1_300_000
     # reasoning: 300 of 1000 completion tokens at 16, the visible 700 at 8
     assert cost_nanos(price, 0, 1000, reasoning=300) == (300 * 16 + 700 * 8) * 1000
+
+
+def test_one_hour_cache_writes_are_a_part_of_the_writes_at_their_own_rate() -> None:
+    # Claude-Sonnet-like rates: writes to the 5-minute cache at 1.25x input, to the 1-hour one at 2x.
+    price = rates(input="3", cached_input="0.30", cache_write="3.75", cache_write_1h="6", output="15")
+    # prompt 10_000 = 3_000 uncached + 2_000 cached + 5_000 written (2_000 for 5 minutes, 3_000 for 1 hour)
+    # (3000*3 + 2000*0.30 + 2000*3.75 + 3000*6 + 500*15) / 1e6 = (9000 + 600 + 7500 + 18000 + 7500) / 1e6
+    assert cost_nanos(price, 10_000, 500, cached=2_000, cache_write=5_000, cache_write_1h=3_000) == 42_600_000
+    assert cost_usd(price, 10_000, 500, cached=2_000, cache_write=5_000, cache_write_1h=3_000) == Decimal(
+        "0.042600000"
+    )
+    # All writes 1-hour; no 1-hour writes is the old formula exactly.
+    assert cost_nanos(price, 1000, 0, cache_write=1000, cache_write_1h=1000) == 6_000_000
+    assert cost_nanos(price, 1000, 0, cache_write=1000) == 3_750_000
+    # one token at r USD per million costs r x 1000 nanos
+    each = rates(input="1", cached_input="2", cache_write="4", cache_write_1h="32", output="8")
+    assert cost_nanos(each, 1_000_000, 0, cache_write=1_000_000, cache_write_1h=1_000_000) == 32_000_000_000
+    assert (
+        cost_nanos(each, 1000, 0, cache_write=300, cache_write_1h=100)
+        == (700 * 1 + 200 * 4 + 100 * 32) * 1000
+    )
+
+
+def test_one_hour_rate_defaults_to_cache_write_then_input() -> None:
+    assert rates(input="1", cache_write="1.25").cache_write_1h == Decimal("1.25")
+    assert rates(input="1", cache_write="1.25").cache_write_1h_atto == 1_250_000_000_000
+    assert rates(input="1").cache_write_1h == Decimal("1")
+    # With the default, a 1-hour write costs what any write costs.
+    price = rates(input="1", cache_write="1.25")
+    assert cost_nanos(price, 100, 0, cache_write=100, cache_write_1h=60) == cost_nanos(
+        price, 100, 0, cache_write=100
+    )
+
+
+def test_one_hour_writes_round_once_with_the_rest() -> None:
+    # 0.4 nano of 5-minute writes + 0.4 nano of 1-hour writes = 0.8 nano -> 1, not 0 + 0.
+    price = rates(cache_write="0.0004", cache_write_1h="0.0004")
+    assert cost_nanos(price, 2, 0, cache_write=2, cache_write_1h=1) == 1
+    assert cost_usd(price, 2, 0, cache_write=2, cache_write_1h=1) == Decimal("1E-9")
+    half = rates(cache_write_1h="0.0005")
+    assert cost_nanos(half, 5, 0, cache_write=5, cache_write_1h=5) == 3  # 2.5 -> 3, half up
 
 
 def test_request_fee_is_added_once() -> None:
@@ -114,6 +157,9 @@ def test_zero_tokens_cost_only_the_fee() -> None:
         {"prompt": 10, "completion": 0, "cached": -1},
         {"prompt": 10, "completion": 0, "cached": 6, "cache_write": 5},
         {"prompt": 10, "completion": 3, "reasoning": 4},
+        {"prompt": 10, "completion": 0, "cache_write": 3, "cache_write_1h": 4},
+        {"prompt": 10, "completion": 0, "cache_write_1h": 1},
+        {"prompt": 10, "completion": 0, "cache_write": 3, "cache_write_1h": -1},
     ],
 )
 def test_inconsistent_counts_are_refused(counts: dict[str, int]) -> None:
@@ -134,3 +180,12 @@ def test_worst_case_uses_the_dearest_rates() -> None:
     assert worst_case_nanos(price, 1000, 500) == cost_nanos(price, 1000, 500, cache_write=1000, reasoning=500)
     with pytest.raises(ValueError, match="negative"):
         worst_case_nanos(price, -1, 0)
+
+
+def test_worst_case_counts_the_one_hour_write_rate() -> None:
+    price = rates(input="1", cache_write="1.25", cache_write_1h="2", output="2")
+    # 1000 prompt tokens at 2 (the 1-hour write rate is the dearest) + 500 output tokens at 2
+    assert worst_case_nanos(price, 1000, 500) == 3_000_000
+    assert worst_case_nanos(price, 1000, 500) == cost_nanos(
+        price, 1000, 500, cache_write=1000, cache_write_1h=1000
+    )

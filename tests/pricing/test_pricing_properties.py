@@ -40,11 +40,13 @@ def prices(draw: st.DrawFn) -> tuple[Price, dict[str, str]]:
         "cache_write": draw(optional_rate),
         "reasoning": draw(optional_rate),
         "request": draw(fee_text),
+        "cache_write_1h": draw(optional_rate),
     }
     price = make_price("m", 0, **given_rates)
     resolved = {name: text for name, text in given_rates.items() if text is not None}
     resolved.setdefault("cached_input", resolved["input"])
     resolved.setdefault("cache_write", resolved["input"])
+    resolved.setdefault("cache_write_1h", resolved["cache_write"])
     resolved.setdefault("reasoning", resolved["output"])
     return price, resolved
 
@@ -56,6 +58,7 @@ class Counts:
     cached: int
     cache_write: int
     reasoning: int
+    cache_write_1h: int  # a part of cache_write
 
     def kwargs(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -66,9 +69,10 @@ def counts(draw: st.DrawFn, max_tokens: int = MAX_TOKENS) -> Counts:
     prompt = draw(st.integers(0, max_tokens))
     cached = draw(st.integers(0, prompt))
     cache_write = draw(st.integers(0, prompt - cached))
+    cache_write_1h = draw(st.integers(0, cache_write))
     completion = draw(st.integers(0, max_tokens))
     reasoning = draw(st.integers(0, completion))
-    return Counts(prompt, completion, cached, cache_write, reasoning)
+    return Counts(prompt, completion, cached, cache_write, reasoning, cache_write_1h)
 
 
 def spec_formula_nanos(rates: dict[str, str], c: Counts) -> Decimal:
@@ -79,7 +83,8 @@ def spec_formula_nanos(rates: dict[str, str], c: Counts) -> Decimal:
         usd = r["request"] + (
             (c.prompt - c.cached - c.cache_write) * r["input"]
             + c.cached * r["cached_input"]
-            + c.cache_write * r["cache_write"]
+            + (c.cache_write - c.cache_write_1h) * r["cache_write"]
+            + c.cache_write_1h * r["cache_write_1h"]
             + (c.completion - c.reasoning) * r["output"]
             + c.reasoning * r["reasoning"]
         ) / Decimal(1_000_000)
@@ -103,9 +108,10 @@ def test_integer_cost_equals_the_decimal_formula(priced: tuple[Price, dict[str, 
     c=counts(),
     more_prompt=st.integers(0, MAX_TOKENS),
     more_completion=st.integers(0, MAX_TOKENS),
+    more_1h=st.integers(0, MAX_TOKENS),
 )
 def test_more_tokens_never_cost_less(
-    priced: tuple[Price, dict[str, str]], c: Counts, more_prompt: int, more_completion: int
+    priced: tuple[Price, dict[str, str]], c: Counts, more_prompt: int, more_completion: int, more_1h: int
 ) -> None:
     price, _ = priced
     base = cost_nanos(price, **c.kwargs())
@@ -113,6 +119,13 @@ def test_more_tokens_never_cost_less(
     longer_completion = c.kwargs() | {"completion": c.completion + more_completion}
     assert cost_nanos(price, **longer_prompt) >= base
     assert cost_nanos(price, **longer_completion) >= base
+    # More 1-hour cache writes, as extra prompt tokens (the rest of the split unchanged), never cost less.
+    more_1h_writes = c.kwargs() | {
+        "prompt": c.prompt + more_1h,
+        "cache_write": c.cache_write + more_1h,
+        "cache_write_1h": c.cache_write_1h + more_1h,
+    }
+    assert cost_nanos(price, **more_1h_writes) >= base
 
 
 @settings(max_examples=300)
@@ -125,9 +138,26 @@ def test_worst_case_covers_every_split(priced: tuple[Price, dict[str, str]], c: 
     for split in (
         {"cached": c.prompt, "cache_write": 0, "reasoning": c.completion},
         {"cached": 0, "cache_write": c.prompt, "reasoning": 0},
+        {"cached": 0, "cache_write": c.prompt, "cache_write_1h": c.prompt, "reasoning": 0},
         {"cached": 0, "cache_write": 0, "reasoning": 0},
     ):
         assert bound >= cost_nanos(price, c.prompt, c.completion, **split)
+    # A request that uses its whole bound at the dearest rates settles to exactly the bound.
+    dearest = max(
+        ("input", price.input_atto),
+        ("cached_input", price.cached_input_atto),
+        ("cache_write", price.cache_write_atto),
+        ("cache_write_1h", price.cache_write_1h_atto),
+        key=lambda item: item[1],
+    )[0]
+    split = {
+        "input": {},
+        "cached_input": {"cached": c.prompt},
+        "cache_write": {"cache_write": c.prompt},
+        "cache_write_1h": {"cache_write": c.prompt, "cache_write_1h": c.prompt},
+    }[dearest]
+    reasoning = c.completion if price.reasoning_atto > price.output_atto else 0
+    assert bound == cost_nanos(price, c.prompt, c.completion, reasoning=reasoning, **split)
 
 
 @given(scaled=st.integers(0, 10_000 * 10**12), pad=st.integers(0, 3))

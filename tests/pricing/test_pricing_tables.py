@@ -85,10 +85,26 @@ def test_shipped_openai_caching_rule() -> None:
 def test_defaults_are_resolved(tmp_path: Path) -> None:
     write(tmp_path, "a.toml", entry())
     (price,) = load_price_book(tmp_path).entries("m")
-    assert price.cached_input == price.cache_write == price.input == Decimal("1.00")
+    assert price.cached_input == price.cache_write == price.cache_write_1h == price.input == Decimal("1.00")
+    assert price.cache_write_1h_atto == price.input_atto
     assert price.reasoning == price.output == Decimal("2.00")
     assert price.request == 0
     assert price.request_nanos == 0
+
+
+def test_cache_write_1h_defaults_to_cache_write(tmp_path: Path) -> None:
+    write(tmp_path, "a.toml", entry(model="a", extra='cache_write = "1.25"'))
+    write(tmp_path, "b.toml", entry(model="b", extra='cache_write = "1.25"\ncache_write_1h = "2.000"'))
+    write(tmp_path, "c.toml", entry(model="c", extra='cache_write_1h = "0.000000000001"'))
+    book = load_price_book(tmp_path)
+    (a,), (b,), (c,) = book.entries("a"), book.entries("b"), book.entries("c")
+    assert (a.cache_write_1h, a.cache_write_1h_atto) == (Decimal("1.25"), 1_250_000_000_000)
+    assert (b.cache_write, b.cache_write_1h, b.cache_write_1h_atto) == (
+        Decimal("1.25"),
+        Decimal("2.000"),
+        2_000_000_000_000,
+    )
+    assert (c.cache_write, c.cache_write_1h_atto) == (Decimal("1.00"), 1)
 
 
 def test_effective_from_with_offset_and_fraction(tmp_path: Path) -> None:
@@ -132,6 +148,17 @@ def test_files_are_read_in_sorted_order_and_other_files_ignored(tmp_path: Path) 
         (entry(extra='request = "100.01"'), r"request: '100\.01' is more than 100 USD per request"),
         (entry(extra='request = "0.0000000001"'), r"request: '0\.0000000001' has more than 9 decimal places"),
         (entry(extra="reasoning = 3.0"), r"reasoning: must be a quoted decimal string"),
+        (
+            entry(extra="cache_write_1h = 6.0"),
+            r"cache_write_1h: must be a quoted decimal string, e\.g\. \"6\.0\"",
+        ),
+        (entry(extra='cache_write_1h = "-6"'), r"cache_write_1h: must not be negative"),
+        (entry(extra='cache_write_1h = "1e3"'), r"cache_write_1h: '1e3' is not a plain decimal string"),
+        (entry(extra='cache_write_1h = "10001"'), r"cache_write_1h: '10001' is more than 10000 USD"),
+        (
+            entry(extra='cache_write_1h = "0.0000000000001"'),
+            r"cache_write_1h: '0\.0000000000001' has more than 12 decimal places",
+        ),
         (entry(when="2024-01-01T00:00:00"), r"effective_from: 2024-01-01T00:00:00 has no timezone"),
         (entry(when="2024-01-01"), r"effective_from: needs a time and a timezone"),
         (entry(when='"2024-01-01T00:00:00Z"'), r"effective_from: write an unquoted TOML datetime"),

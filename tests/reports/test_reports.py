@@ -30,6 +30,7 @@ def record(i: int, workspace: str, key: str, model: str, at: int, rng: random.Ra
     prompt = rng.randint(1, 5000)
     completion = rng.randint(0, 2000)
     cached = rng.randint(0, prompt // 2)
+    cache_write = rng.randint(0, prompt - cached)
     return UsageRecord(
         id=f"req_{i:06d}",
         workspace_id=workspace,
@@ -42,7 +43,7 @@ def record(i: int, workspace: str, key: str, model: str, at: int, rng: random.Ra
         prompt_tokens=prompt,
         completion_tokens=completion,
         cached_tokens=cached,
-        cache_write_tokens=rng.randint(0, prompt - cached),
+        cache_write_tokens=cache_write,
         reasoning_tokens=rng.randint(0, completion),
         prompt_source="upstream",
         completion_source="upstream",
@@ -51,6 +52,7 @@ def record(i: int, workspace: str, key: str, model: str, at: int, rng: random.Ra
         cost_nano=rng.randint(0, 10**7),
         started_at=at - 1000,
         finished_at=at,
+        cache_write_1h_tokens=rng.randint(0, cache_write),
     )
 
 
@@ -148,7 +150,7 @@ def brute(
             and key in (None, r.key_id)
         ):
             group = (r.model,) if ws is not None else (r.workspace_id, r.model)
-            sums = groups.setdefault(group, [0] * 7)
+            sums = groups.setdefault(group, [0] * 8)
             for n, value in enumerate(
                 (
                     1,
@@ -156,6 +158,7 @@ def brute(
                     r.completion_tokens,
                     r.cached_tokens,
                     r.cache_write_tokens,
+                    r.cache_write_1h_tokens,
                     r.reasoning_tokens,
                     r.cost_nano,
                 )
@@ -174,6 +177,7 @@ def as_sums(row: dict[str, object]) -> list[int]:
             "output_tokens",
             "cached_tokens",  # type: ignore[call-overload]
             "cache_write_tokens",
+            "cache_write_1h_tokens",
             "reasoning_tokens",
         )
     ] + [int(cost)]
@@ -197,7 +201,7 @@ def test_summary_equals_the_records(
     got = {tuple(str(row[n]) for n in names): as_sums(row) for row in report["breakdown"]}
     expected = brute(world, ws, frm, to, model)
     assert got == expected
-    assert as_sums(report["totals"]) == [sum(v[n] for v in expected.values()) for n in range(7)]
+    assert as_sums(report["totals"]) == [sum(v[n] for v in expected.values()) for n in range(8)]
 
 
 def test_whole_days_and_day_boundaries(world: World, loop: asyncio.AbstractEventLoop) -> None:
@@ -206,7 +210,7 @@ def test_whole_days_and_day_boundaries(world: World, loop: asyncio.AbstractEvent
         query = {"from": iso(T0 + lo), "to": iso(T0 + hi)}
         report = loop.run_until_complete(world.reports.summary(ws, query, "/v1/usage"))
         expected = brute(world, ws, T0 + lo, T0 + hi)
-        assert as_sums(report["totals"]) == [sum(v[n] for v in expected.values()) for n in range(7)]
+        assert as_sums(report["totals"]) == [sum(v[n] for v in expected.values()) for n in range(8)]
 
 
 def test_key_filter_and_isolation(world: World, loop: asyncio.AbstractEventLoop) -> None:
@@ -215,7 +219,7 @@ def test_key_filter_and_isolation(world: World, loop: asyncio.AbstractEventLoop)
     query = {"from": iso(T0), "to": iso(T0 + 4 * DAY), "key_id": key}
     report = loop.run_until_complete(world.reports.summary(a, query, "/v1/usage"))
     expected = brute(world, a, T0, T0 + 4 * DAY, key=key)
-    assert as_sums(report["totals"]) == [sum(v[n] for v in expected.values()) for n in range(7)]
+    assert as_sums(report["totals"]) == [sum(v[n] for v in expected.values()) for n in range(8)]
     # another workspace's key filters to nothing, never to the other workspace's data
     other = loop.run_until_complete(world.reports.summary(b, query, "/v1/usage"))
     assert other["totals"]["calls"] == 0 and other["breakdown"] == []
@@ -272,6 +276,19 @@ def test_daily_is_zero_filled_and_sums_to_the_stats(world: World, loop: asyncio.
     assert dates == sorted(dates)
     stats = loop.run_until_complete(world.reports.stats(ws, {"days": "5"}))
     assert sum(r["call_count"] for r in daily["data"]) == sum(r["call_count"] for r in stats["stats"])
+    for name in ("total_cache_write_tokens", "total_cache_write_1h_tokens"):
+        assert sum(r[name] for r in daily["data"]) == sum(r[name] for r in stats["stats"])
+
+
+def test_record_view_and_log_show_1h_cache_writes(world: World, loop: asyncio.AbstractEventLoop) -> None:
+    rec = next(r for r in world.records if r.cache_write_1h_tokens > 0)
+    view = loop.run_until_complete(world.reports.request(rec.workspace_id, rec.id))
+    assert view["tokens"]["cache_write"] == rec.cache_write_tokens
+    assert view["tokens"]["cache_write_1h"] == rec.cache_write_1h_tokens
+    page = loop.run_until_complete(world.reports.log(rec.workspace_id, {"limit": "100"}))
+    rows = {row["id"]: row for row in page["data"]}
+    if rec.id in rows:
+        assert rows[rec.id]["cache_write_1h_tokens"] == rec.cache_write_1h_tokens
 
 
 @pytest.mark.parametrize(

@@ -200,7 +200,12 @@ def test_render_has_complete_usage_cost_and_the_alias() -> None:
         "prompt_tokens": 4,
         "completion_tokens": 3,
         "total_tokens": 7,
-        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "cache_creation_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": 0,
+            "cache_write_tokens": 0,
+            "cache_creation_tokens": 0,
+            "cache_write_1h_tokens": 0,
+        },
         "completion_tokens_details": {"reasoning_tokens": 0},
         "cost": 0.00011,
     }

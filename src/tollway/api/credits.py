@@ -27,6 +27,7 @@ async def pricing(request: Request[Any, Any, Any]) -> dict[str, object]:
             "input": str(price.input),
             "cached_input": str(price.cached_input),
             "cache_write": str(price.cache_write),
+            "cache_write_1h": str(price.cache_write_1h),
             "output": str(price.output),
             "reasoning": str(price.reasoning),
             "request": str(price.request),

@@ -60,6 +60,7 @@ def _rates(price: Price) -> str:
             "input": str(price.input),
             "cached_input": str(price.cached_input),
             "cache_write": str(price.cache_write),
+            "cache_write_1h": str(price.cache_write_1h),
             "output": str(price.output),
             "reasoning": str(price.reasoning),
             "request": str(price.request),
@@ -153,7 +154,13 @@ class Biller:
     async def settle(self, hold: Hold, ctx: RequestContext, state: EndState, usage: Usage) -> Settlement:
         """Debit the actual cost and close the reservation, with the usage record, in one transaction."""
         cost = cost_nanos(
-            hold.price, usage.prompt, usage.completion, usage.cached, usage.cache_write, usage.reasoning
+            hold.price,
+            usage.prompt,
+            usage.completion,
+            usage.cached,
+            usage.cache_write,
+            usage.reasoning,
+            cache_write_1h=usage.cache_write_1h,
         )
         record = UsageRecord(
             id=hold.request_id,
@@ -179,6 +186,7 @@ class Biller:
             cost_nano=cost,
             started_at=ctx.started_us,
             finished_at=now_us(),
+            cache_write_1h_tokens=usage.cache_write_1h,
         )
 
         async def debit(writer: LedgerWriter) -> Entry:

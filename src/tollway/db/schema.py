@@ -114,6 +114,7 @@ usage_records = Table(
     Column("report_invalid", Boolean, nullable=False, server_default=text("false")),
     Column("upstream_model", String(200), nullable=False, server_default=""),
     Column("operation_type", String(40), nullable=False, server_default="chat.completions"),
+    Column("cache_write_1h_tokens", BigInteger, nullable=False, server_default=text("0")),
 )
 
 # Live tollway processes; reservations of a process that stopped beating are released.
@@ -143,4 +144,5 @@ usage_daily = Table(
     Column("cache_write_tokens", BigInteger, nullable=False),
     Column("reasoning_tokens", BigInteger, nullable=False),
     Column("cost_nano", BigInteger, nullable=False),
+    Column("cache_write_1h_tokens", BigInteger, nullable=False, server_default=text("0")),
 )

@@ -34,3 +34,5 @@ class UsageRecord(Struct, frozen=True, kw_only=True):
     upstream_model: str = ""
     # The API surface that served it (SPEC §6), e.g. "chat.completions", "responses".
     operation_type: str = "chat.completions"
+    # The part of `cache_write_tokens` written to a 1-hour cache (Anthropic), billed at `cache_write_1h`.
+    cache_write_1h_tokens: int = 0

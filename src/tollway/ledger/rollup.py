@@ -19,6 +19,7 @@ SUMMED = (
     "completion_tokens",
     "cached_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "reasoning_tokens",
     "cost_nano",
 )
@@ -42,6 +43,7 @@ def rollup_row(record: UsageRecord) -> tuple[object, ...]:
         record.completion_tokens,
         record.cached_tokens,
         record.cache_write_tokens,
+        record.cache_write_1h_tokens,
         record.reasoning_tokens,
         record.cost_nano,
     )

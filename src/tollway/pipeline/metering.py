@@ -48,7 +48,15 @@ async def resolve_usage(
 
 
 def _plausible(price: Price, usage: Usage) -> bool:
-    cost = cost_nanos(price, usage.prompt, usage.completion, usage.cached, usage.cache_write, usage.reasoning)
+    cost = cost_nanos(
+        price,
+        usage.prompt,
+        usage.completion,
+        usage.cached,
+        usage.cache_write,
+        usage.reasoning,
+        cache_write_1h=usage.cache_write_1h,
+    )
     return cost <= MAX_REQUEST_COST_NANOS
 
 
@@ -76,15 +84,18 @@ async def _complete(
         completion_source = "counted"
     cached = (reported.cached or 0) if reported is not None else 0
     cache_write = (reported.cache_write or 0) if reported is not None else 0
+    cache_write_1h = (reported.cache_write_1h or 0) if reported is not None else 0
     # Details can never exceed the totals they are part of; an upstream that
     # says otherwise is clamped rather than allowed to make a cost negative.
     cached = min(cached, prompt)
     cache_write = min(cache_write, prompt - cached)
+    cache_write_1h = min(cache_write_1h, cache_write)
     return Usage(
         prompt=prompt,
         completion=completion,
         cached=cached,
         cache_write=cache_write,
+        cache_write_1h=cache_write_1h,
         reasoning=min(reasoning_tokens, completion),
         prompt_source=prompt_source,
         completion_source=completion_source,

@@ -29,6 +29,8 @@ class Price(Struct, frozen=True, kw_only=True):
     input: Decimal
     cached_input: Decimal
     cache_write: Decimal
+    # Tokens written to a 1-hour cache (Anthropic's longer TTL); a part of the cache writes.
+    cache_write_1h: Decimal
     output: Decimal
     reasoning: Decimal
     request: Decimal
@@ -37,6 +39,7 @@ class Price(Struct, frozen=True, kw_only=True):
     input_atto: int
     cached_input_atto: int
     cache_write_atto: int
+    cache_write_1h_atto: int
     output_atto: int
     reasoning_atto: int
     request_nanos: int
@@ -60,12 +63,14 @@ def make_price(
     cached_input: object = None,
     cache_write: object = None,
     reasoning: object = None,
+    cache_write_1h: object = None,
     request: object = "0",
     source: str = "",
 ) -> Price:
     """Validate decimal-string rates, resolve the defaults and pre-scale them; `PriceError` if unusable.
 
-    Defaults (SPEC §2): cached_input and cache_write fall back to input, reasoning to output.
+    Defaults (SPEC §2): cached_input and cache_write fall back to input, cache_write_1h to
+    cache_write (after its own default), reasoning to output.
     """
     if not model or model != model.strip():
         raise PriceError(f"model: {model!r} must be a non-empty name without surrounding spaces")
@@ -77,6 +82,9 @@ def make_price(
     write_dec, write_atto = (
         (in_dec, in_atto) if cache_write is None else parse_rate("cache_write", cache_write)
     )
+    write_1h_dec, write_1h_atto = (
+        (write_dec, write_atto) if cache_write_1h is None else parse_rate("cache_write_1h", cache_write_1h)
+    )
     reason_dec, reason_atto = (out_dec, out_atto) if reasoning is None else parse_rate("reasoning", reasoning)
     req_dec, req_nanos = parse_request_fee("request", request)
     return Price(
@@ -85,6 +93,7 @@ def make_price(
         input=in_dec,
         cached_input=cached_dec,
         cache_write=write_dec,
+        cache_write_1h=write_1h_dec,
         output=out_dec,
         reasoning=reason_dec,
         request=req_dec,
@@ -93,6 +102,7 @@ def make_price(
         input_atto=in_atto,
         cached_input_atto=cached_atto,
         cache_write_atto=write_atto,
+        cache_write_1h_atto=write_1h_atto,
         output_atto=out_atto,
         reasoning_atto=reason_atto,
         request_nanos=req_nanos,

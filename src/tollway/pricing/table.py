@@ -41,6 +41,7 @@ class _Entry(Struct, forbid_unknown_fields=True):
     cache_write: Any = None
     reasoning: Any = None
     request: Any = "0"
+    cache_write_1h: Any = None
 
 
 _FIELDS = ", ".join(_Entry.__struct_fields__)
@@ -122,6 +123,7 @@ def _decode_entry(raw_entry: dict[str, Any], file_name: str) -> Price:
         cache_write=entry.cache_write,
         reasoning=entry.reasoning,
         request=entry.request,
+        cache_write_1h=entry.cache_write_1h,
         source=file_name,
     )
 

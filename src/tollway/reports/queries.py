@@ -29,6 +29,7 @@ class Totals(Struct):
     completion_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
     cost_nano: int = 0
 

@@ -9,6 +9,7 @@ import msgspec
 
 from tollway.clock import iso
 from tollway.ledger.record import UsageRecord
+from tollway.ledger.rollup import SUMMED
 from tollway.money import format_usd
 from tollway.reports.params import US_PER_DAY, Filters, Period
 from tollway.reports.queries import Totals
@@ -22,6 +23,7 @@ def totals_view(totals: Totals) -> dict[str, Any]:
         "output_tokens": totals.completion_tokens,
         "cached_tokens": totals.cached_tokens,
         "cache_write_tokens": totals.cache_write_tokens,
+        "cache_write_1h_tokens": totals.cache_write_1h_tokens,
         "reasoning_tokens": totals.reasoning_tokens,
         "calls": totals.calls,
         "cost_usd": format_usd(totals.cost_nano),
@@ -36,7 +38,7 @@ def summary_view(
     breakdown = []
     for key in sorted(groups):
         totals = groups[key]
-        total.add([getattr(totals, name) for name in Totals.__struct_fields__])
+        total.add([getattr(totals, name) for name in SUMMED])
         breakdown.append({**dict(zip(names, key, strict=True)), **totals_view(totals)})
     query = {"from": iso(period.from_us), "to": iso(period.to_us)}
     query |= {k: v for k, v in (("model", filters.model), ("key_id", filters.key_id)) if v is not None}
@@ -58,6 +60,7 @@ def stat_row(operation: str, model: str, totals: Totals) -> dict[str, Any]:
         "total_output_tokens": totals.completion_tokens,
         "total_cache_read_tokens": totals.cached_tokens,
         "total_cache_write_tokens": totals.cache_write_tokens,
+        "total_cache_write_1h_tokens": totals.cache_write_1h_tokens,
         "total_reasoning_tokens": totals.reasoning_tokens,
         "total_cost_usd": format_usd(totals.cost_nano),
     }
@@ -79,6 +82,7 @@ def log_row(record: UsageRecord) -> dict[str, Any]:
         "output_tokens": record.completion_tokens,
         "cache_read_tokens": record.cached_tokens,
         "cache_write_tokens": record.cache_write_tokens,
+        "cache_write_1h_tokens": record.cache_write_1h_tokens,
         "reasoning_tokens": record.reasoning_tokens,
         "cost_usd": format_usd(record.cost_nano),
         "stream": record.stream,
@@ -105,6 +109,7 @@ def record_view(record: UsageRecord, key_name: str | None) -> dict[str, Any]:
             "completion": record.completion_tokens,
             "cached": record.cached_tokens,
             "cache_write": record.cache_write_tokens,
+            "cache_write_1h": record.cache_write_1h_tokens,
             "reasoning": record.reasoning_tokens,
             "total": record.prompt_tokens + record.completion_tokens,
         },
