@@ -32,8 +32,14 @@ def write(tmp_path: Path, text: str) -> str:
 def test_defaults_serve_the_builtin_demo() -> None:
     settings = load_settings(None, environ={})
     assert settings.source == "<built-in defaults>"
-    assert [u.base_url for u in settings.config.upstreams] == [BUILTIN_DEMO]
-    assert [m.name for m in settings.config.models] == ["demo", "demo-no-usage", "demo-embedding"]
+    assert [u.base_url for u in settings.config.upstreams] == [BUILTIN_DEMO, BUILTIN_DEMO]
+    assert [u.protocol for u in settings.config.upstreams] == ["openai", "anthropic"]
+    assert [m.name for m in settings.config.models] == [
+        "demo",
+        "demo-no-usage",
+        "demo-embedding",
+        "demo-claude",
+    ]
     assert settings.config.database.url == "sqlite+aiosqlite:///./tollway.db"
 
 

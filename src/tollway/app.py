@@ -13,6 +13,7 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from tollway.api.admin import AdminController
+from tollway.api.anthropic_tokens import count_tokens
 from tollway.api.credits import balance, ledger_page, pricing
 from tollway.api.edge import Edge
 from tollway.api.errors import exception_handlers
@@ -75,6 +76,7 @@ def create_app(
         list_models,
         get_model,
         *(surface_route(surface) for surface in SURFACES),
+        count_tokens,
         pricing,
         balance,
         ledger_page,

@@ -135,7 +135,10 @@ class ModelConfig(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def _demo_upstreams() -> list[UpstreamConfig]:
-    return [UpstreamConfig(name="demo", base_url=BUILTIN_DEMO)]
+    return [
+        UpstreamConfig(name="demo", base_url=BUILTIN_DEMO),
+        UpstreamConfig(name="demo-anthropic", base_url=BUILTIN_DEMO, protocol="anthropic"),
+    ]
 
 
 def _demo_models() -> list[ModelConfig]:
@@ -151,6 +154,10 @@ def _demo_models() -> list[ModelConfig]:
         ),
         # For /v1/embeddings (the demo answers every surface for every model; this one is priced for it).
         ModelConfig(name="demo-embedding", upstream="demo", encoding="cl100k_base"),
+        # For /v1/messages (Anthropic's protocol; the demo answers it too).
+        ModelConfig(
+            name="demo-claude", upstream="demo-anthropic", encoding="o200k_base", max_output_tokens=4096
+        ),
     ]
 
 

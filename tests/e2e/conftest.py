@@ -198,6 +198,12 @@ first_byte_timeout = 0.5
 idle_timeout = 0.5
 
 [[upstreams]]
+name = "mock-anthropic"
+base_url = "{mock_url}/v1"
+api_key_env = "MOCK_KEY"
+protocol = "anthropic"
+
+[[upstreams]]
 name = "dead"
 base_url = "http://127.0.0.1:{dead_port}/v1"
 connect_timeout = 1.0
@@ -251,6 +257,16 @@ name = "text-embedding-3-small"
 upstream = "mock"
 upstream_model = "demo-embed"
 encoding = "cl100k_base"
+
+[[models]]
+name = "claude-test"
+upstream = "mock-anthropic"
+upstream_model = "claude-mock"
+
+[[models]]
+name = "claude-counted"
+upstream = "mock-anthropic"
+upstream_model = "claude-mock:usage=absent"
 """
 
 
@@ -265,6 +281,8 @@ MODELS = (
     "fallback-model",
     "demo",
     "text-embedding-3-small",
+    "claude-test",
+    "claude-counted",
 )
 # USD per million tokens: input, cached input, cache write, output, reasoning; and a request fee.
 RATES = {

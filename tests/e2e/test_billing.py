@@ -145,7 +145,7 @@ def test_balance_and_ledger_routes(tollway: Tollway) -> None:
 
 def test_pricing_route(tollway: Tollway, key: str) -> None:
     data = httpx.get(f"{tollway.url}/v1/pricing", headers={"authorization": f"Bearer {key}"}).json()["data"]
-    assert len(data) == 10
+    assert len(data) == 12
     assert data[0] | {"model": "x", "price_id": "x"} == {
         "model": "x",
         "currency": "USD",

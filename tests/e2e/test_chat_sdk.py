@@ -214,4 +214,6 @@ def test_models_list(client: openai.OpenAI) -> None:
         "fallback-model",
         "demo",
         "text-embedding-3-small",
+        "claude-test",
+        "claude-counted",
     ]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -175,7 +176,7 @@ def test_the_admin_cli_works_on_the_database_serve_created(tmp_path: Path) -> No
         assert process.stderr is not None
         banner = process.stderr.readline()
         # "serving" is printed only once the server accepts requests.
-        assert banner.startswith(f"tollway: serving 3 model(s) on http://127.0.0.1:{port}"), banner
+        assert banner.startswith(f"tollway: serving 4 model(s) on http://127.0.0.1:{port}"), banner
         assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "ok"}
         created = tollway("admin", "workspace", "create", "acme", cwd=tmp_path)
         assert created.returncode == 0, created.stderr
@@ -186,10 +187,29 @@ def test_the_admin_cli_works_on_the_database_serve_created(tmp_path: Path) -> No
         client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
         assert client.chat.completions.create(model="demo", messages=HI).usage is not None  # type: ignore[arg-type]
         _the_demo_upstream_answers_tollway_alone(base, client)
+        _the_demo_claude_model_answers_the_anthropic_sdk(base, key)
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=20)
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+
+
+def _the_demo_claude_model_answers_the_anthropic_sdk(base: str, key: str) -> None:
+    """The README's Anthropic quick start, offline, on the built-in defaults."""
+    claude = anthropic.Anthropic(base_url=base, api_key=key, max_retries=0)
+    message = claude.messages.create(model="demo-claude", max_tokens=64, messages=HI)  # type: ignore[arg-type]
+    assert message.content[0].type == "text" and message.content[0].text.strip()
+    assert (message.model_extra or {}).get("usage") is None  # usage is the typed field
+    cost = (message.usage.model_extra or {})["cost"]
+    with claude.messages.stream(model="demo-claude", max_tokens=64, messages=HI) as stream:  # type: ignore[arg-type]
+        events = list(stream)
+        final = stream.get_final_message()
+    assert final.content[0].type == "text" and final.content[0].text == message.content[0].text
+    # The cost rides on the last message_delta (the SDK's accumulated message keeps only token fields).
+    [delta] = [event for event in events if event.type == "message_delta"]
+    assert (delta.usage.model_extra or {})["cost"] == cost > 0
+    with pytest.raises(anthropic.BadRequestError):
+        claude.messages.create(model="demo", max_tokens=64, messages=HI)  # type: ignore[arg-type]
 
 
 def _the_demo_upstream_answers_tollway_alone(base: str, client: openai.OpenAI) -> None:

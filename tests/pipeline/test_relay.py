@@ -233,6 +233,16 @@ async def test_no_done_but_finished_is_completed(counter: TokenCounter) -> None:
     assert recorder.calls[0][0] == "completed"
 
 
+async def test_a_closing_usage_chunk_without_done_is_completed_but_usage_mid_answer_is_not(
+    counter: TokenCounter,
+) -> None:
+    _, recorder = await relay(counter, [chunk(" Hi"), USAGE_CHUNK])
+    assert recorder.calls[0][0] == "completed"
+    # Usage riding on a content chunk says nothing about the end: a clean close after it is a break-off.
+    _, recorder = await relay(counter, [chunk(" Hi", usage=USAGE)])
+    assert recorder.calls[0][0] == "upstream_broke_off"
+
+
 async def test_error_mid_stream_bills_delivered_text_only(counter: TokenCounter) -> None:
     error = b'data: {"error": {"message": "overloaded, key sk-secret-key-123", "type": "server_error"}}\n\n'
     out, recorder = await relay(counter, [chunk(" Hello"), error, chunk(" never")])

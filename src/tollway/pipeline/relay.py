@@ -89,7 +89,9 @@ async def relay_stream(
                 out, done = _relay(parser.close(), meter)
                 if out:
                     yield out
-            ended_well = done or meter.finished or meter.reported is not None
+            # The meter says when the answer is whole (a finish reason, a closing usage chunk, a
+            # terminal event): a stream that merely stops before that was broken off.
+            ended_well = done or meter.finished
             state = "completed" if meter.error is None and ended_well else "upstream_broke_off"
         except TimeoutError:
             state = "upstream_timeout"

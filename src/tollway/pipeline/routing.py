@@ -38,13 +38,17 @@ class Router:
     def __init__(self, settings: Settings) -> None:
         self._routes: dict[str, Route] = {}
         for model in settings.config.models:
-            if model.encoding is not None:
+            upstreams = tuple(settings.upstream(name) for name in model.upstreams)
+            if upstreams[0].protocol == "anthropic":
+                # There is no public Claude tokenizer: counts are o200k_base estimates (SPEC §6).
+                encoding, estimated = "o200k_base", True
+            elif model.encoding is not None:
                 encoding, estimated = model.encoding, False
             else:
                 encoding, estimated = encoding_for_model(model.target)
             self._routes[model.name] = Route(
                 model=model,
-                upstreams=tuple(settings.upstream(name) for name in model.upstreams),
+                upstreams=upstreams,
                 encoding=encoding,
                 estimated=estimated,
             )

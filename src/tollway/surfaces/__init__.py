@@ -1,5 +1,6 @@
 """The API surfaces tollway serves, one module each, over one billing path (see `base`)."""
 
+from tollway.surfaces.anthropic_messages import ANTHROPIC_MESSAGES
 from tollway.surfaces.base import Call, EndState, EventMeter, Reading, Surface
 from tollway.surfaces.chat_completions import CHAT_COMPLETIONS
 from tollway.surfaces.completions import COMPLETIONS
@@ -9,7 +10,7 @@ from tollway.surfaces.responses import RESPONSES
 __all__ = ["SURFACES", "Call", "EndState", "EventMeter", "Reading", "Surface", "surfaces_for"]
 
 # Every surface served, in the order their routes are registered.
-SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, RESPONSES, EMBEDDINGS, COMPLETIONS)
+SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, RESPONSES, EMBEDDINGS, COMPLETIONS, ANTHROPIC_MESSAGES)
 
 
 def surfaces_for(protocol: str) -> str:

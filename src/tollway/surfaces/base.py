@@ -129,6 +129,9 @@ class EventMeter(Protocol):
     finished: bool
     model: Any
 
+    # `finished`: the answer is whole (a finish reason, a closing usage report, a terminal event),
+    # so a stream that ends after it without the surface's end marker still ended well.
+
     def observe(self, event: SSEEvent) -> tuple[bytes | None, bool]:
         """(the bytes to relay or None to hold the event back, whether the upstream is done)."""
         ...

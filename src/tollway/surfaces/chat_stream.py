@@ -176,6 +176,7 @@ class ChunkStream:
             if reported is not None:
                 self.reported = reported
             if not chunk.choices:
+                self.finished = True  # OpenAI's usage chunk comes last: the answer is whole
                 return None  # replaced by tollway's own closing usage chunk
             payload = _without_usage(payload)
         if self._rename is not None and isinstance(chunk.model, str):
