@@ -285,6 +285,7 @@ MODELS = (
     "claude-counted",
 )
 # USD per million tokens: input, cached input, cache write, output, reasoning; and a request fee.
+# The Anthropic models (claude-*) also price 1-hour cache writes, at 2.00.
 RATES = {
     "input": "1.00",
     "cached_input": "0.50",
@@ -296,13 +297,24 @@ RATES = {
 
 
 def price_text(models: tuple[str, ...]) -> str:
-    rates = "\n".join(f'{name} = "{value}"' for name, value in RATES.items())
+    def rates(model: str) -> str:
+        table = {**RATES, "cache_write_1h": "2.00"} if model.startswith("claude-") else RATES
+        return "\n".join(f'{name} = "{value}"' for name, value in table.items())
+
     return "\n".join(
-        f'[[prices]]\nmodel = "{model}"\neffective_from = 2024-01-01T00:00:00Z\n{rates}\n' for model in models
+        f'[[prices]]\nmodel = "{model}"\neffective_from = 2024-01-01T00:00:00Z\n{rates(model)}\n'
+        for model in models
     )
 
 
-def nanos(prompt: int, completion: int, cached: int = 0, cache_write: int = 0, reasoning: int = 0) -> int:
+def nanos(
+    prompt: int,
+    completion: int,
+    cached: int = 0,
+    cache_write: int = 0,
+    reasoning: int = 0,
+    cache_write_1h: int = 0,
+) -> int:
     """The expected cost at RATES in nano-USD, worked out independently of tollway's pricing code.
 
     1.00 USD per million tokens is 1,000 nano-USD per token, so every rate here is a whole
@@ -312,7 +324,8 @@ def nanos(prompt: int, completion: int, cached: int = 0, cache_write: int = 0, r
     return (
         uncached * 1_000
         + cached * 500
-        + cache_write * 1_250
+        + (cache_write - cache_write_1h) * 1_250
+        + cache_write_1h * 2_000
         + (completion - reasoning) * 2_000
         + reasoning * 3_000
         + 100_000

@@ -73,8 +73,9 @@ def test_create_bills_cache_reads_and_writes_exactly(
     )
     message = raw.parse()
     # prompt = input (20, uncached) + cache reads (30) + cache writes (40)
-    expected = nanos(90, WORDS, cached=30, cache_write=40)
-    assert expected == 20 * 1_000 + 30 * 500 + 40 * 1_250 + WORDS * 2_000 + 100_000
+    expected = nanos(90, WORDS, cached=30, cache_write=40, cache_write_1h=10)
+    # 10 of the 40 cache writes are 1-hour ones, at 2.00 instead of 1.25 per million.
+    assert expected == 20 * 1_000 + 30 * 500 + 30 * 1_250 + 10 * 2_000 + WORDS * 2_000 + 100_000
     assert message.usage.input_tokens == 20
     assert message.usage.cache_read_input_tokens == 30
     assert message.usage.cache_creation_input_tokens == 40

@@ -146,7 +146,9 @@ def test_balance_and_ledger_routes(tollway: Tollway) -> None:
 def test_pricing_route(tollway: Tollway, key: str) -> None:
     data = httpx.get(f"{tollway.url}/v1/pricing", headers={"authorization": f"Bearer {key}"}).json()["data"]
     assert len(data) == 12
-    assert data[0] | {"model": "x", "price_id": "x"} == {
+    by_model = {entry["model"]: entry for entry in data}
+    assert by_model["claude-test"]["cache_write_1h"] == "2.00"
+    assert by_model["gpt-4o-mini"] | {"model": "x", "price_id": "x"} == {
         "model": "x",
         "currency": "USD",
         "unit": "per_million_tokens",
