@@ -7,6 +7,7 @@ writes at cache_write, worked out here), and the ledger is read directly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import Account, Tollway, nanos
+from tests.e2e.conftest import Account, Mock, Tollway, nanos
 from tests.e2e.test_billing import balance_nano, rows, usd
 from tests.e2e.test_responses import debits, wait_for_record
 from tollway.tokens import TokenCounter
@@ -274,3 +275,48 @@ def test_usage_report_breaks_messages_out(tollway: Tollway) -> None:
         ("messages", "claude-test", 1)
     ]
     assert report["totals"]["cost_usd"] == usd(nanos(REPORTED_PROMPT, WORDS))
+
+
+def test_a_client_that_disconnects_mid_stream_is_billed_for_what_was_produced(
+    tollway: Tollway, account: Account, mock: Mock, counter: TokenCounter
+) -> None:
+    """Input usage comes from message_start; the output is counted (o200k, estimated) up to the cut."""
+    cancelled = mock.stats()["streams_cancelled"]
+    body = {
+        "model": "claude-test",
+        "max_tokens": 400,
+        "messages": HI,
+        "stream": True,
+        "mock": {"chunks": 300, "chunk_delay_ms": 30},
+    }
+    with httpx.stream(
+        "POST",
+        f"{tollway.url}/v1/messages",
+        json=body,
+        headers={"x-api-key": account.key, "anthropic-version": "2023-06-01"},
+    ) as response:
+        request_id = response.headers["x-request-id"]
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"text_delta"' in line and '" of"' in line:
+                break
+    record = wait_for_record(tollway, request_id)
+    assert record["end_state"] == "client_disconnected"
+    assert (record["prompt_source"], record["completion_source"], bool(record["estimated"])) == (
+        "upstream",
+        "counted",
+        True,
+    )
+    assert 2 <= record["completion_tokens"] < 300
+    assert record["prompt_tokens"] == REPORTED_PROMPT
+    assert debits(tollway, request_id) == [-nanos(REPORTED_PROMPT, record["completion_tokens"])]
+    for _ in range(100):  # the upstream request was cancelled, not left running
+        if mock.stats()["streams_cancelled"] > cancelled:
+            break
+        time.sleep(0.02)
+    assert mock.stats()["streams_cancelled"] > cancelled
+    held = rows(
+        tollway,
+        "select held_nano from ledger_entries where workspace_id = ? order by ws_seq desc limit 1",
+        account.workspace_id,
+    )
+    assert held == [(0,)]
