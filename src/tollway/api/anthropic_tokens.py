@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, post
-from litestar.exceptions import HTTPException
 
+from tollway.api.proxy import in_surface_shape
 from tollway.errors import (
     APIError,
     InvalidRequest,
-    RequestTooLarge,
     UpstreamStatus,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -33,21 +32,7 @@ _PATH = "/messages/count_tokens"
 
 @post(f"/v1{_PATH}", status_code=200, name="messages.count_tokens")
 async def count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:
-    try:
-        return await _count_tokens(request)
-    except HTTPException as exc:
-        if exc.status_code != 413:
-            raise
-        refusal: APIError = RequestTooLarge("The request body is larger than this server accepts.")
-    except APIError as exc:
-        refusal = exc
-    media_type = refusal.content_type if isinstance(refusal, UpstreamStatus) else "application/json"
-    return Response(
-        ANTHROPIC_MESSAGES.error_body(refusal),
-        status_code=refusal.status,
-        media_type=media_type,
-        headers=refusal.headers,
-    )
+    return await in_surface_shape(ANTHROPIC_MESSAGES, _count_tokens(request))
 
 
 async def _count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:

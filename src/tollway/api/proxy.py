@@ -5,6 +5,7 @@ authenticate → validate → reserve → forward → relay/meter → settle.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +29,7 @@ from tollway.surfaces import surfaces_for
 from tollway.surfaces.base import Surface
 from tollway.usage import Usage
 
-__all__ = ["surface_route"]
+__all__ = ["in_surface_shape", "surface_route"]
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -45,8 +46,13 @@ def surface_route(surface: Surface) -> HTTPRouteHandler:
 
 async def proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[Any]:
     """`_proxy`, with every refusal in the surface's own error shape."""
+    return await in_surface_shape(surface, _proxy(request, surface))
+
+
+async def in_surface_shape(surface: Surface, handling: Awaitable[Response[Any]]) -> Response[Any]:
+    """Await a handler; a refusal it raises (a body over the limit too) answers in `surface`'s error shape."""
     try:
-        return await _proxy(request, surface)
+        return await handling
     except HTTPException as exc:
         if exc.status_code != 413:
             raise
