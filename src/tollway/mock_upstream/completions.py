@@ -29,9 +29,9 @@ from tollway.mock_upstream.asgi import Receive, Send, encode, send_json_later
 from tollway.mock_upstream.behaviour import Behaviour
 from tollway.mock_upstream.chat import CREATED, MAX_CHOICE_CHUNKS, MAX_N, MAX_OUTPUT_CHARS, build_usage
 from tollway.mock_upstream.chunks import Kind, Step
-from tollway.mock_upstream.completions_stream import write_steps
 from tollway.mock_upstream.embeddings import estimate_tokens, text_inputs
 from tollway.mock_upstream.errors import BadRequest
+from tollway.mock_upstream.stream import write_steps
 from tollway.mock_upstream.text import words
 
 __all__ = ["TextPlan", "answer", "build_text_plan", "completion_body", "text_steps"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from tollway.mock_upstream.asgi import Send, encode
 from tollway.mock_upstream.behaviour import Behaviour
 from tollway.mock_upstream.chat import Plan
-from tollway.mock_upstream.chunks import Kind, stream_steps
+from tollway.mock_upstream.chunks import Kind, Step, stream_steps
 from tollway.mock_upstream.errors import error_body
 from tollway.mock_upstream.sse import Framer
 
@@ -30,6 +31,11 @@ async def sleep_ms(ms: float) -> None:
 
 
 async def write_stream(send: Send, plan: Plan, behaviour: Behaviour, include_usage: bool) -> None:
+    await write_steps(send, stream_steps(plan, include_usage, behaviour.usage), behaviour)
+
+
+async def write_steps(send: Send, steps: Iterable[Step], behaviour: Behaviour) -> None:
+    """Write a stream of `steps` (any surface's chunks) with the pacing and faults `behaviour` asks for."""
     await sleep_ms(behaviour.headers_delay_ms)
     await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
     styles = behaviour.sse_styles
@@ -52,7 +58,7 @@ async def write_stream(send: Send, plan: Plan, behaviour: Behaviour, include_usa
     await sleep_ms(behaviour.ttft_ms)
     send_done = "no_done" not in styles
     content_sent = 0
-    for step in stream_steps(plan, include_usage, behaviour.usage):
+    for step in steps:
         if step.kind is Kind.CONTENT or step.kind is Kind.TAIL:
             if behaviour.cut_after is not None and content_sent >= behaviour.cut_after:
                 raise ConnectionCut(f"mock cut_after={behaviour.cut_after}")
