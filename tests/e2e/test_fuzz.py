@@ -844,3 +844,126 @@ def test_admin_authorization(
     check_response(response)
     assert response.status_code == 401, response.text
     target.unchanged_unless_2xx(before, response)
+
+
+# --- the other surfaces: responses, embeddings, completions, Anthropic's messages ---------------
+
+SURFACE_ROUTES = (
+    "/v1/responses",
+    "/v1/embeddings",
+    "/v1/completions",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+)
+SURFACE_MODELS = ("gpt-4o-mini", "counted", "text-embedding-3-small", "claude-test", "claude-counted")
+# Each surface's own fields, valid values first; `pick` spoils some of them.
+SURFACE_FIELDS: dict[str, Callable[[bool], st.SearchStrategy[str]]] = {
+    "input": lambda wild: st.one_of(
+        text_json,
+        st.lists(text_json, min_size=1, max_size=3).map(array),
+        st.lists(st.integers(0, 100_000).map(str), min_size=1, max_size=5).map(array),
+        st.lists(message(wild), min_size=1, max_size=2).map(array),
+    ),
+    "prompt": lambda wild: st.one_of(text_json, st.lists(text_json, min_size=1, max_size=3).map(array)),
+    "instructions": lambda wild: text_json,
+    "system": lambda wild: text_json,
+    "messages": lambda wild: st.lists(message(wild), min_size=1, max_size=3).map(array),
+    "max_tokens": lambda wild: st.one_of(st.integers(1, 40), st.integers(10**7, 10**13)).map(str),
+    "max_output_tokens": lambda wild: st.integers(1, 40).map(str),
+    "stream": lambda wild: st.sampled_from(["true", "false"]),
+    "encoding_format": lambda wild: st.sampled_from(['"float"', '"base64"']),
+    "dimensions": lambda wild: st.integers(1, 16).map(str),
+    "n": lambda wild: st.integers(1, 3).map(str),
+    "echo": lambda wild: st.sampled_from(["true", "false"]),
+}
+
+
+# What each route needs and what it may take (models of its own protocol mostly, the others sometimes).
+SURFACE_SHAPES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "/v1/responses": (
+        ("input",),
+        ("instructions", "max_output_tokens", "stream"),
+        ("gpt-4o-mini", "counted"),
+    ),
+    "/v1/embeddings": (("input",), ("encoding_format", "dimensions"), ("text-embedding-3-small",)),
+    "/v1/completions": (("prompt",), ("max_tokens", "n", "echo", "stream"), ("gpt-4o-mini", "counted")),
+    "/v1/messages": (("messages", "max_tokens"), ("system", "stream"), ("claude-test", "claude-counted")),
+    "/v1/messages/count_tokens": (("messages",), ("system",), ("claude-test",)),
+}
+
+
+@st.composite
+def surface_body(draw: st.DrawFn, path: str) -> bytes:
+    """A body for `path`'s surface: a third wild, the rest tame with at most one spot spoilt."""
+    required, optional, models = SURFACE_SHAPES[path]
+    wild = draw(st.integers(0, 2)) == 0
+    pairs: list[tuple[str, str]] = []
+    own = st.sampled_from(models).map(dump)
+    model = st.one_of(
+        own, own, own, own, st.sampled_from(SURFACE_MODELS).map(dump), st.text(max_size=20).map(dump)
+    )
+    pairs.append(("model", pick(draw, model, wild, 8)))
+    for name in required:
+        if not wild or draw(st.integers(0, 6)):
+            pairs.append((name, pick(draw, SURFACE_FIELDS[name](wild), wild, 8)))
+    for name in draw(st.lists(st.sampled_from(sorted(optional)), max_size=3, unique=True)):
+        pairs.append((name, pick(draw, SURFACE_FIELDS[name](wild), wild, 2)))
+    if wild:
+        for name in draw(st.lists(st.sampled_from(sorted(SURFACE_FIELDS)), max_size=2, unique=True)):
+            pairs.append((name, pick(draw, SURFACE_FIELDS[name](wild), wild, 2)))
+    elif draw(st.integers(0, 2)) == 0:
+        break_one(draw, pairs)
+    return utf8(obj(pairs))
+
+
+def check_anthropic_shape(response: httpx.Response) -> None:
+    """Below 500 with an X-Request-Id, and a non-2xx in Anthropic's shape (its own or the upstream's)."""
+    note(SEED_LINE)
+    event(f"status {response.status_code}")
+    assert response.status_code < 500, f"{response.status_code}: {response.text[:2000]}"
+    assert response.headers.get("x-request-id", "").startswith("req_"), response.headers
+    if 200 <= response.status_code < 300:
+        return
+    body = json.loads(response.content)
+    assert body["type"] == "error" and set(body["error"]) >= {"type", "message"}, body
+    assert isinstance(body["error"]["type"], str) and isinstance(body["error"]["message"], str), body
+
+
+@fuzz(400)
+@given(
+    path_and_body=st.sampled_from(SURFACE_ROUTES).flatmap(
+        lambda path: st.tuples(
+            st.just(path),
+            st.one_of(
+                surface_body(path), surface_body(path), surface_body(path), mangled(surface_body(path))
+            ),
+        )
+    ),
+    auth=st.sampled_from(["bearer", "bearer", "bearer", "x-api-key", "none"]),
+)
+@example(
+    path_and_body=("/v1/messages", b'{"model":"claude-test","messages":[{"role":"user","content":"hi"}]}'),
+    auth="x-api-key",
+)
+@example(path_and_body=("/v1/embeddings", b'{"model":"text-embedding-3-small","input":[]}'), auth="bearer")
+@example(path_and_body=("/v1/responses", b'{"model":"claude-test","input":"hi"}'), auth="bearer")
+def test_surface_bodies(
+    http: httpx.Client, payer: Watched, path_and_body: tuple[str, bytes], auth: str
+) -> None:
+    path, body = path_and_body
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+    if auth == "bearer":
+        headers["authorization"] = f"Bearer {payer.account.key}"
+    elif auth == "x-api-key":
+        headers["x-api-key"] = payer.account.key
+    before = payer.settled()
+    if b'"stream":true' in body:  # read a stream to its end, so it settles before the next example
+        with http.stream("POST", path, content=body, headers=headers) as response:
+            response.read()
+    else:
+        response = http.post(path, content=body, headers=headers)
+    if path.startswith("/v1/messages"):
+        check_anthropic_shape(response)
+    else:
+        check_response(response)
+    payer.unchanged_unless_2xx(before, response)
