@@ -31,7 +31,7 @@ from msgspec import Meta, Struct
 from tollway.billing.bounds import MEDIA_PART_TOKENS, json_len, output_bound, template_margin, text_bytes
 from tollway.errors import APIError, InvalidRequest, UpstreamStatus
 from tollway.surfaces.anthropic_stream import AnthropicStream, read_anthropic, to_anthropic
-from tollway.surfaces.base import Reading, forward_body, with_usage
+from tollway.surfaces.base import BodyCall, Reading, with_usage
 from tollway.tokens import TokenCounter
 from tollway.usage import MAX_TOKENS, Usage
 from tollway.validation import convert, decode_object
@@ -179,23 +179,11 @@ def _walk(value: Any) -> tuple[int, int]:
     return inputs, media
 
 
-class ParsedMessages(Struct):
+class ParsedMessages(Struct, BodyCall):
     """The validated request and the raw JSON object it came from: a `Call`."""
 
     request: MessagesRequest
     body: dict[str, Any]
-
-    @property
-    def model(self) -> str:
-        return self.request.model
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.request.stream)
-
-    def upstream_body(self, upstream_model: str, *, include_usage: bool) -> bytes:
-        """The client's body with the model renamed (Anthropic's streams carry usage anyway)."""
-        return forward_body(self.body, upstream_model)
 
     def prompt_bound(self) -> int:
         messages = self.body.get("messages")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
 from msgspec import Struct
@@ -32,6 +32,7 @@ from tollway.upstream.sse import SSEEvent
 from tollway.usage import ReportedUsage, Usage, read_reported
 
 __all__ = [
+    "BodyCall",
     "Call",
     "EndState",
     "EventMeter",
@@ -66,6 +67,33 @@ class Reading(Struct, frozen=True):
         return cls(
             text, reasoning, read_reported(payload.get("usage")), model if isinstance(model, str) else None
         )
+
+
+class BodyCall:
+    """What every surface's `Call` shares (a mixin for its Struct, which holds `request` and `body`).
+
+    The model and stream flag come from the validated request; the client's body is forwarded
+    with only the model renamed, and, where `injects_usage` (OpenAI's chunk streams), with
+    `stream_options.include_usage` asked for.
+    """
+
+    __slots__ = ()
+    injects_usage: ClassVar[bool] = False
+    request: Any
+    body: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        model: str = self.request.model
+        return model
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.request.stream)
+
+    def upstream_body(self, upstream_model: str, *, include_usage: bool) -> bytes:
+        ask = self.injects_usage and self.stream and include_usage
+        return forward_body(self.body, upstream_model, ask_usage=ask)
 
 
 def forward_body(body: Mapping[str, Any], upstream_model: str, *, ask_usage: bool = False) -> bytes:

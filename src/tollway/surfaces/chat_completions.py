@@ -22,7 +22,7 @@ from tollway.billing.bounds import (
     prompt_byte_bound,
     template_margin,
 )
-from tollway.surfaces.base import OpenAIFamily, Reading, forward_body, with_usage
+from tollway.surfaces.base import BodyCall, OpenAIFamily, Reading, with_usage
 from tollway.surfaces.chat_stream import ChatStream, message_texts, reasoning_texts
 from tollway.tokens import TokenCounter
 from tollway.usage import MAX_TOKENS, Usage, to_openai
@@ -71,19 +71,13 @@ class ChatRequest(Struct):
     tools: list[Tool] | None = None
 
 
-class ParsedChat(Struct):
+class ParsedChat(Struct, BodyCall):
     """The validated request and the raw JSON object it came from: a `Call`."""
+
+    injects_usage = True  # OpenAI's chunk streams report usage only when asked
 
     request: ChatRequest
     body: dict[str, Any]
-
-    @property
-    def model(self) -> str:
-        return self.request.model
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.request.stream)
 
     @property
     def asked_for_usage(self) -> bool:
@@ -94,10 +88,6 @@ class ParsedChat(Struct):
     def output_cap(self) -> int | None:
         caps = [c for c in (self.request.max_tokens, self.request.max_completion_tokens) if c is not None]
         return min(caps) if caps else None
-
-    def upstream_body(self, upstream_model: str, *, include_usage: bool) -> bytes:
-        """The bytes to forward: the client's body with the model renamed and usage asked for."""
-        return forward_body(self.body, upstream_model, ask_usage=self.stream and include_usage)
 
     def prompt_bound(self) -> int:
         return prompt_byte_bound(self.body.get("messages"), self.body.get("tools"))

@@ -23,7 +23,7 @@ from msgspec import Meta, Struct
 
 from tollway.billing.bounds import MAX_OUTPUT_TOKENS, output_bound
 from tollway.errors import InvalidRequest
-from tollway.surfaces.base import OpenAIFamily, Reading, forward_body, with_usage
+from tollway.surfaces.base import BodyCall, OpenAIFamily, Reading, with_usage
 from tollway.surfaces.completions_stream import CompletionsStream
 from tollway.surfaces.embeddings import Inputs, read_inputs
 from tollway.tokens import TokenCounter
@@ -60,20 +60,14 @@ class CompletionsRequest(Struct):
     echo: bool | None = None
 
 
-class ParsedCompletion(Struct):
+class ParsedCompletion(Struct, BodyCall):
     """The validated request, its prompts and the raw JSON object it came from: a `Call`."""
+
+    injects_usage = True  # OpenAI's chunk streams report usage only when asked
 
     request: CompletionsRequest
     prompts: Inputs
     body: dict[str, Any]
-
-    @property
-    def model(self) -> str:
-        return self.request.model
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.request.stream)
 
     @property
     def asked_for_usage(self) -> bool:
@@ -85,10 +79,6 @@ class ParsedCompletion(Struct):
         """Completions generated per prompt: `best_of` when given (it is at least `n`), else `n`."""
         n = self.request.n or 1
         return max(n, self.request.best_of or n)
-
-    def upstream_body(self, upstream_model: str, *, include_usage: bool) -> bytes:
-        """The bytes to forward: the client's body with the model renamed and usage asked for."""
-        return forward_body(self.body, upstream_model, ask_usage=self.stream and include_usage)
 
     def prompt_bound(self) -> int:
         return self.prompts.byte_bound

@@ -30,7 +30,7 @@ from msgspec import Meta, Struct
 
 from tollway.billing.bounds import text_bytes
 from tollway.errors import InvalidRequest
-from tollway.surfaces.base import OpenAIFamily, Reading, forward_body
+from tollway.surfaces.base import BodyCall, OpenAIFamily, Reading
 from tollway.tokens import TokenCounter
 from tollway.usage import MAX_TOKENS, ReportedUsage, Usage, read_reported
 from tollway.validation import convert, decode_object
@@ -142,7 +142,7 @@ class EmbeddingsRequest(Struct):
     dimensions: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
 
 
-class ParsedEmbeddings(Struct):
+class ParsedEmbeddings(Struct, BodyCall):
     """The validated request, its inputs and the raw JSON object it came from: a `Call`."""
 
     request: EmbeddingsRequest
@@ -150,15 +150,8 @@ class ParsedEmbeddings(Struct):
     body: dict[str, Any]
 
     @property
-    def model(self) -> str:
-        return self.request.model
-
-    @property
     def stream(self) -> bool:
         return False  # embeddings never stream; a `stream` field is passed on untouched
-
-    def upstream_body(self, upstream_model: str, *, include_usage: bool) -> bytes:
-        return forward_body(self.body, upstream_model)
 
     def prompt_bound(self) -> int:
         return self.inputs.byte_bound

@@ -31,7 +31,7 @@ from tollway.billing.bounds import (
     text_bytes,
 )
 from tollway.errors import InvalidRequest
-from tollway.surfaces.base import OpenAIFamily, Reading, forward_body, with_usage
+from tollway.surfaces.base import BodyCall, OpenAIFamily, Reading, with_usage
 from tollway.surfaces.responses_stream import ResponsesStream, output_texts, to_responses
 from tollway.tokens import TokenCounter
 from tollway.usage import MAX_TOKENS, Usage
@@ -180,23 +180,11 @@ def _count_type(value: Any, kind: str) -> int:
     return count
 
 
-class ParsedResponses(Struct):
+class ParsedResponses(Struct, BodyCall):
     """The validated request and the raw JSON object it came from: a `Call`."""
 
     request: ResponsesRequest
     body: dict[str, Any]
-
-    @property
-    def model(self) -> str:
-        return self.request.model
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.request.stream)
-
-    def upstream_body(self, upstream_model: str, *, include_usage: bool) -> bytes:
-        """The bytes to forward: the client's body with the model renamed (streams carry usage anyway)."""
-        return forward_body(self.body, upstream_model)
 
     def _allowances(self) -> int:
         """Tokens the body's bytes do not show: media parts, files, and context kept upstream."""
