@@ -55,7 +55,7 @@ def estimate_prompt_tokens(messages: object) -> int:
     return 5 * len(messages) + chars // 4
 
 
-def _choice_count(body: dict[str, Any]) -> int:
+def choice_count(body: dict[str, Any]) -> int:
     n = body.get("n")
     if n is None:
         return 1
@@ -87,7 +87,7 @@ def build_usage(behaviour: Behaviour, prompt: int, completion: int, reasoning: i
 
 
 def build_plan(body: dict[str, Any], behaviour: Behaviour, completion_id: str) -> Plan:
-    n = _choice_count(body)
+    n = choice_count(body)
     finish_reason = "stop"
     if behaviour.tool_call:
         pieces = list(TOOL_ARGUMENT_PIECES)

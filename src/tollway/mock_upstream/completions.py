@@ -27,7 +27,7 @@ import msgspec
 
 from tollway.mock_upstream.asgi import Receive, Send, encode, send_json_later
 from tollway.mock_upstream.behaviour import Behaviour
-from tollway.mock_upstream.chat import CREATED, MAX_CHOICE_CHUNKS, MAX_N, MAX_OUTPUT_CHARS, build_usage
+from tollway.mock_upstream.chat import CREATED, MAX_CHOICE_CHUNKS, MAX_OUTPUT_CHARS, build_usage, choice_count
 from tollway.mock_upstream.chunks import Kind, Step
 from tollway.mock_upstream.embeddings import estimate_tokens, text_inputs
 from tollway.mock_upstream.errors import BadRequest
@@ -58,18 +58,9 @@ class TextPlan(msgspec.Struct, frozen=True):
         return len(self.echoes) * self.n
 
 
-def _choice_count(body: dict[str, Any]) -> int:
-    n = body.get("n")
-    if n is None:
-        return 1
-    if type(n) is not int or not 1 <= n <= MAX_N:
-        raise BadRequest(f"`n` must be an integer between 1 and {MAX_N}", "n", "invalid_value")
-    return n
-
-
 def build_text_plan(body: dict[str, Any], behaviour: Behaviour, completion_id: str) -> TextPlan:
     prompts = text_inputs(body.get("prompt"), "prompt")
-    n = _choice_count(body)
+    n = choice_count(body)
     echo = body.get("echo") is True
     echoes = [p if echo and isinstance(p, str) else "" for p in prompts]
     finish_reason = "stop"

@@ -34,14 +34,17 @@ class Route(Struct, frozen=True):
         return self.model.name != self.model.target
 
 
+# Protocols whose models have no public tokenizer: counted in this encoding, marked estimated (SPEC §6).
+_NO_PUBLIC_TOKENIZER = {"anthropic": "o200k_base"}
+
+
 class Router:
     def __init__(self, settings: Settings) -> None:
         self._routes: dict[str, Route] = {}
         for model in settings.config.models:
             upstreams = tuple(settings.upstream(name) for name in model.upstreams)
-            if upstreams[0].protocol == "anthropic":
-                # There is no public Claude tokenizer: counts are o200k_base estimates (SPEC §6).
-                encoding, estimated = "o200k_base", True
+            if (guess := _NO_PUBLIC_TOKENIZER.get(upstreams[0].protocol)) is not None:
+                encoding, estimated = guess, True
             elif model.encoding is not None:
                 encoding, estimated = model.encoding, False
             else:
