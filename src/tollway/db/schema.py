@@ -16,14 +16,19 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
+    UniqueConstraint,
     text,
 )
 
 __all__ = [
     "api_keys",
+    "event_deliveries",
+    "events",
     "instances",
     "ledger_entries",
     "metadata",
+    "rate_admissions",
     "usage_daily",
     "usage_records",
     "workspaces",
@@ -37,6 +42,13 @@ workspaces = Table(
     Column("id", String(40), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    *(
+        Column(name, BigInteger, nullable=True)
+        for name in ("requests_per_minute", "tokens_per_minute", "max_concurrent")
+    ),
+    Column("low_balance_nano", BigInteger, nullable=True),
+    Column("low_balance_notified", Boolean, nullable=False, server_default=text("false")),
+    Column("exhausted_notified", Boolean, nullable=False, server_default=text("false")),
 )
 
 api_keys = Table(
@@ -51,6 +63,11 @@ api_keys = Table(
     Column("spend_limit_period", String(8), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    *(
+        Column(name, BigInteger, nullable=True)
+        for name in ("requests_per_minute", "tokens_per_minute", "max_concurrent")
+    ),
+    Column("spend_notified_period", BigInteger, nullable=True),
 )
 
 Index("ix_api_keys_workspace", api_keys.c.workspace_id)
@@ -145,4 +162,44 @@ usage_daily = Table(
     Column("reasoning_tokens", BigInteger, nullable=False),
     Column("cost_nano", BigInteger, nullable=False),
     Column("cache_write_1h_tokens", BigInteger, nullable=False, server_default=text("0")),
+)
+
+# Requests admitted while a rate limit was in force on their key or workspace (see limits/).
+rate_admissions = Table(
+    "rate_admissions",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("workspace_id", String(40), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("admitted_at", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("closed_at", BigInteger, nullable=True),
+)
+
+# The webhook outbox: each event is written in the transaction of its cause.
+events = Table(
+    "events",
+    metadata,
+    _id_column(),
+    Column("event_id", String(40), nullable=False, unique=True),
+    Column("type", String(40), nullable=False),
+    Column("workspace_id", String(40), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    _id_column(),
+    Column("event_id", String(40), ForeignKey("events.event_id"), nullable=False),
+    Column("webhook", String(1000), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("delivered_at", BigInteger, nullable=True),
+    UniqueConstraint("event_id", "webhook", name="uq_delivery_event_webhook"),
 )

@@ -28,6 +28,7 @@ __all__ = [
     "RESERVATION_ENTRIES",
     "ROLLUP_UPSERT",
     "Statement",
+    "statement",
 ]
 
 
@@ -39,8 +40,12 @@ class Statement(Struct, frozen=True):
         return self.sqlite if dialect == "sqlite" else self.postgresql
 
 
-def _sql(text: str) -> Statement:
+def statement(text: str) -> Statement:
+    """A statement written with PostgreSQL's `$n` placeholders, for both engines."""
     return Statement(postgresql=text, sqlite=text.replace("$", "?"))
+
+
+_sql = statement
 
 
 def _placeholders(count: int) -> str:
