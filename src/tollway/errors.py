@@ -14,6 +14,7 @@
           ├── RequestTimeout        408 request_timeout (a request body stalled)
           ├── RequestTooLarge       413 request_too_large
           ├── SpendLimitExceeded    429 spend_limit_exceeded
+          ├── RateLimitExceeded     429 rate_limit_exceeded (with Retry-After)
           ├── UpstreamStatus        the upstream's own 4xx/5xx, body passed through
           ├── UpstreamUnavailable   502 upstream_error
           └── UpstreamTimeout       504 upstream_timeout
@@ -35,6 +36,7 @@ __all__ = [
     "InsufficientCredit",
     "InvalidRequest",
     "NotFound",
+    "RateLimitExceeded",
     "RequestTimeout",
     "RequestTooLarge",
     "SchemaOutdated",
@@ -171,6 +173,14 @@ class SpendLimitExceeded(APIError):
     type = "insufficient_quota"
     code = "spend_limit_exceeded"
     fixed_headers = _NO_RETRY
+
+
+class RateLimitExceeded(APIError):
+    """A request, token or concurrency limit is reached: waiting `Retry-After` seconds can succeed."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
 
 
 class RequestTimeout(APIError):

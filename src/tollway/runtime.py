@@ -18,6 +18,7 @@ from tollway.billing.biller import Biller
 from tollway.billing.recovery import Recovery
 from tollway.config import Settings
 from tollway.db import create_engine, prepare, unavailable
+from tollway.events import Outbox
 from tollway.ledger import Ledger
 from tollway.pipeline.routing import Router
 from tollway.reports.service import Reports
@@ -40,14 +41,16 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.accounts = AccountStore(engine)
+        # The webhook outbox: events are written through it in their cause's transaction.
+        self.outbox = Outbox()
+        self.accounts = AccountStore(engine, self.outbox)
         self.auth = Authenticator(self.accounts, settings.config.server.auth_cache_seconds)
         self.router = Router(settings)
         self.counter = counter
         self.upstream = upstream
         self.ledger = ledger
         self.recovery = recovery
-        self.biller = Biller(ledger, settings.prices, counter, recovery.instance_id)
+        self.biller = Biller(ledger, settings.prices, counter, recovery.instance_id, self.outbox)
         self.reports = Reports(engine, settings.config.reports.max_range_days)
         self.shutdown = Shutdown(settings.config.server.shutdown_grace_seconds)
 

@@ -31,7 +31,21 @@ def test_workspace_and_key_lifecycle(tollway: Tollway) -> None:
     created = tollway.admin("POST", "/admin/workspaces", json={"name": "lifecycle"})
     assert created.status_code == 201
     workspace = created.json()
-    assert set(workspace) == {"id", "name", "created_at", "balance", "object"}
+    assert set(workspace) == {
+        "id",
+        "name",
+        "created_at",
+        "balance",
+        "object",
+        "low_balance_usd",
+        "rate_limits",
+    }
+    assert workspace["low_balance_usd"] is None
+    assert workspace["rate_limits"] == {
+        "requests_per_minute": None,
+        "tokens_per_minute": None,
+        "max_concurrent": None,
+    }
     assert workspace["balance"] == {
         "balance_usd": "0.000000000",
         "held_usd": "0.000000000",

@@ -6,7 +6,7 @@ import hmac
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
@@ -17,8 +17,10 @@ from tollway.api.schemas import (
     EntryRead,
     KeyCreate,
     KeyRead,
+    KeyUpdate,
     WorkspaceCreate,
     WorkspaceRead,
+    WorkspaceUpdate,
 )
 from tollway.billing.credits import credit
 from tollway.errors import AuthenticationFailed, InvalidRequest, NotFound
@@ -44,6 +46,25 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
         raise AuthenticationFailed("Invalid admin token.", code="invalid_admin_token")
 
 
+def _usd(value: str | None, param: str) -> int | None:
+    """A non-negative USD decimal string as nanos; None stays None (no limit)."""
+    if value is None:
+        return None
+    try:
+        return parse_usd(value)
+    except MoneyError as exc:
+        raise InvalidRequest(f"{param} {exc}.", param=param) from exc
+
+
+def _columns(given: dict[str, Any], money: dict[str, str]) -> dict[str, Any]:
+    """A PATCH body's fields as the columns they change (`*_usd` become nano-dollar columns)."""
+    columns = dict(given)
+    for field, column in money.items():
+        if field in columns:
+            columns[column] = _usd(columns.pop(field), field)
+    return columns
+
+
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -63,7 +84,10 @@ class AdminController(Controller):
     @post("/workspaces", status_code=201)
     async def create_workspace(self, request: Request[Any, Any, Any]) -> WorkspaceRead:
         body = convert(decode_object(await request.body()), WorkspaceCreate)
-        return WorkspaceRead.of(await _runtime(request).accounts.create_workspace(body.name), Balance(0, 0))
+        workspace = await _runtime(request).accounts.create_workspace(
+            body.name, limits=body.limits(), low_balance_nano=_usd(body.low_balance_usd, "low_balance_usd")
+        )
+        return WorkspaceRead.of(workspace, Balance(0, 0))
 
     @get("/workspaces")
     async def list_workspaces(self, request: Request[Any, Any, Any]) -> dict[str, object]:
@@ -87,7 +111,9 @@ class AdminController(Controller):
         except MoneyError as exc:
             raise InvalidRequest(f"amount_usd {exc}.", param="amount_usd") from exc
         await _workspace(runtime, workspace_id)
-        result = await credit(runtime.ledger, workspace_id, amount, body.idempotency_key, body.note)
+        result = await credit(
+            runtime.ledger, workspace_id, amount, body.idempotency_key, body.note, runtime.outbox
+        )
         payload = {"entry": EntryRead.of(result.entry), "balance": BalanceRead.of(result.entry_balance)}
         headers = {} if result.created else {"idempotent-replayed": "true"}
         return Response(_encode(payload), status_code=201, media_type="application/json", headers=headers)
@@ -96,15 +122,23 @@ class AdminController(Controller):
     async def create_key(self, request: Request[Any, Any, Any], workspace_id: str) -> KeyRead:
         runtime = _runtime(request)
         body = convert(decode_object(await request.body()), KeyCreate)
-        limit = None
-        if body.spend_limit_usd is not None:
-            try:
-                limit = parse_usd(body.spend_limit_usd)
-            except MoneyError as exc:
-                raise InvalidRequest(f"spend_limit_usd {exc}.", param="spend_limit_usd") from exc
+        limit = _usd(body.spend_limit_usd, "spend_limit_usd")
         await _workspace(runtime, workspace_id)
-        created = await runtime.accounts.create_key(workspace_id, body.name, limit, body.spend_limit_period)
+        created = await runtime.accounts.create_key(
+            workspace_id, body.name, limit, body.spend_limit_period, body.limits()
+        )
         return KeyRead.of(created.key, created.secret)
+
+    @patch("/workspaces/{workspace_id:str}")
+    async def update_workspace(self, request: Request[Any, Any, Any], workspace_id: str) -> WorkspaceRead:
+        """Change a workspace's name, low-balance threshold or rate limits (null lifts one)."""
+        runtime = _runtime(request)
+        body = convert(decode_object(await request.body()), WorkspaceUpdate)
+        columns = _columns(body.given(), {"low_balance_usd": "low_balance_nano"})
+        await _workspace(runtime, workspace_id)
+        workspace = await runtime.accounts.update_workspace(workspace_id, columns)
+        assert workspace is not None  # workspaces are never deleted
+        return WorkspaceRead.of(workspace, await runtime.ledger.balance(workspace.id))
 
     @get("/workspaces/{workspace_id:str}/keys")
     async def list_keys(self, request: Request[Any, Any, Any], workspace_id: str) -> dict[str, object]:
@@ -128,6 +162,18 @@ class AdminController(Controller):
         for row in report["breakdown"]:
             row["workspace_name"] = names.get(row["workspace_id"])
         return report
+
+    @patch("/keys/{key_id:str}")
+    async def update_key(self, request: Request[Any, Any, Any], key_id: str) -> KeyRead:
+        """Change a key's name, spend limit or rate limits (null lifts one); effective at once."""
+        runtime = _runtime(request)
+        body = convert(decode_object(await request.body()), KeyUpdate)
+        columns = _columns(body.given(), {"spend_limit_usd": "spend_limit_nano"})
+        key = await runtime.accounts.update_key(key_id, columns) if is_id(key_id) else None
+        if key is None:
+            raise NotFound(f"No API key with id '{key_id[:100]}'.", param="key_id")
+        runtime.auth.forget(key.id)
+        return KeyRead.of(key)
 
     @delete("/keys/{key_id:str}", status_code=200)
     async def revoke_key(self, request: Request[Any, Any, Any], key_id: str) -> KeyRead:

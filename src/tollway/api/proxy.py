@@ -112,6 +112,7 @@ async def _proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[
             "x-request-cost": format_usd(settled.cost_nano),
             "x-tokens-used": str(usage.total),
             "x-balance-remaining": format_usd(settled.balance_nano),
+            **hold.rate_headers,
         },
     )
 
@@ -137,4 +138,5 @@ async def _stream(runtime: Runtime, ctx: RequestContext, hold: Hold, response: A
     # Start the relay now: from here on its own cleanup settles the reservation,
     # even if the client is gone before the first chunk is sent.
     await anext(relay)
-    return Stream(relay, media_type="text/event-stream", headers=_SSE_HEADERS)
+    headers = {**_SSE_HEADERS, **hold.rate_headers} if hold.rate_headers else _SSE_HEADERS
+    return Stream(relay, media_type="text/event-stream", headers=headers)

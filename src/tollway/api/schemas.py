@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tollway.accounts import ApiKey, Workspace
 from tollway.clock import iso
 from tollway.ledger import Balance, Entry
+from tollway.limits import LIMIT_FIELDS, RateLimits
 from tollway.money import format_usd
 
 __all__ = [
@@ -17,21 +18,84 @@ __all__ = [
     "EntryRead",
     "KeyCreate",
     "KeyRead",
+    "KeyUpdate",
+    "RateLimitsRead",
     "WorkspaceCreate",
     "WorkspaceRead",
+    "WorkspaceUpdate",
 ]
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Period = Literal["total", "day", "month"]
+# Requests (per minute, or in flight) and tokens per minute; 0 refuses every request (a paused key).
+Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]
+Tokens = Annotated[int, Meta(ge=0, le=2**53 - 1)]
 
 
-class WorkspaceCreate(Struct, forbid_unknown_fields=True):
+class WorkspaceCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
+    low_balance_usd: str | None = None
+    requests_per_minute: Count | None = None
+    tokens_per_minute: Tokens | None = None
+    max_concurrent: Count | None = None
+
+    def limits(self) -> RateLimits:
+        return RateLimits(**{name: getattr(self, name) for name in LIMIT_FIELDS})
 
 
 class KeyCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name = "default"
     spend_limit_usd: str | None = None
-    spend_limit_period: Literal["total", "day", "month"] = "total"
+    spend_limit_period: Period = "total"
+    requests_per_minute: Count | None = None
+    tokens_per_minute: Tokens | None = None
+    max_concurrent: Count | None = None
+
+    def limits(self) -> RateLimits:
+        return RateLimits(**{name: getattr(self, name) for name in LIMIT_FIELDS})
+
+
+class KeyUpdate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """PATCH: a field left out stays as it is; `null` lifts a limit."""
+
+    name: Name | UnsetType = UNSET
+    spend_limit_usd: str | UnsetType | None = UNSET
+    spend_limit_period: Period | UnsetType = UNSET
+    requests_per_minute: Count | UnsetType | None = UNSET
+    tokens_per_minute: Tokens | UnsetType | None = UNSET
+    max_concurrent: Count | UnsetType | None = UNSET
+
+    def given(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name) for name in self.__struct_fields__ if getattr(self, name) is not UNSET
+        }
+
+
+class WorkspaceUpdate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """PATCH: a field left out stays as it is; `null` lifts a limit or the low-balance threshold."""
+
+    name: Name | UnsetType = UNSET
+    low_balance_usd: str | UnsetType | None = UNSET
+    requests_per_minute: Count | UnsetType | None = UNSET
+    tokens_per_minute: Tokens | UnsetType | None = UNSET
+    max_concurrent: Count | UnsetType | None = UNSET
+
+    def given(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name) for name in self.__struct_fields__ if getattr(self, name) is not UNSET
+        }
+
+
+class RateLimitsRead(Struct, kw_only=True):
+    """null: no limit of that kind."""
+
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    max_concurrent: int | None
+
+    @classmethod
+    def of(cls, limits: RateLimits) -> RateLimitsRead:
+        return cls(**limits.columns())
 
 
 class WorkspaceRead(Struct, kw_only=True, tag_field="object", tag="workspace"):
@@ -39,14 +103,19 @@ class WorkspaceRead(Struct, kw_only=True, tag_field="object", tag="workspace"):
     name: str
     created_at: str
     balance: BalanceRead
+    low_balance_usd: str | None
+    rate_limits: RateLimitsRead
 
     @classmethod
     def of(cls, workspace: Workspace, balance: Balance) -> WorkspaceRead:
+        low = workspace.low_balance_nano
         return cls(
             id=workspace.id,
             name=workspace.name,
             created_at=iso(workspace.created_at),
             balance=BalanceRead.of(balance),
+            low_balance_usd=None if low is None else format_usd(low),
+            rate_limits=RateLimitsRead.of(workspace.limits),
         )
 
 
@@ -57,6 +126,7 @@ class KeyRead(Struct, kw_only=True, omit_defaults=True, tag_field="object", tag=
     key_prefix: str
     spend_limit_usd: str | None
     spend_limit_period: str
+    rate_limits: RateLimitsRead
     created_at: str
     revoked: bool
     revoked_at: str | None = None
@@ -71,6 +141,7 @@ class KeyRead(Struct, kw_only=True, omit_defaults=True, tag_field="object", tag=
             key_prefix=key.key_prefix,
             spend_limit_usd=None if key.spend_limit_nano is None else format_usd(key.spend_limit_nano),
             spend_limit_period=key.spend_limit_period,
+            rate_limits=RateLimitsRead.of(key.limits),
             created_at=iso(key.created_at),
             revoked=key.revoked_at is not None,
             revoked_at=None if key.revoked_at is None else iso(key.revoked_at),

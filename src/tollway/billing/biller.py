@@ -17,10 +17,19 @@ from msgspec import Struct
 from sqlalchemy.exc import IntegrityError
 
 from tollway.auth import Principal
+from tollway.billing import alerts
 from tollway.billing.periods import period_start_us
 from tollway.clock import now_us
-from tollway.errors import APIError, InsufficientCredit, SpendLimitExceeded
+from tollway.errors import (
+    APIError,
+    AuthenticationFailed,
+    InsufficientCredit,
+    RateLimitExceeded,
+    SpendLimitExceeded,
+)
+from tollway.events import Outbox
 from tollway.ledger import Draft, Entry, Ledger, LedgerWriter, UsageRecord
+from tollway.limits import admit, close_admission, read_config, record
 from tollway.money import NANOS_PER_USD, format_usd
 from tollway.pipeline.context import EndState, RequestContext
 from tollway.pipeline.routing import Route
@@ -42,6 +51,12 @@ class Hold(Struct, frozen=True):
     key_id: str
     hold_nano: int
     price: Price
+    # A rate limit was in force: the admission row is closed with the settlement.
+    rated: bool = False
+    # The workspace's low-balance threshold as read at reservation (the settlement's first test).
+    low_balance_nano: int | None = None
+    # `x-ratelimit-*` of the tightest limits in force, for the response.
+    rate_headers: dict[str, str] = {}
 
 
 class Settlement(Struct, frozen=True):
@@ -69,11 +84,19 @@ def _rates(price: Price) -> str:
 
 
 class Biller:
-    def __init__(self, ledger: Ledger, prices: PriceBook, counter: TokenCounter, owner: str) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        prices: PriceBook,
+        counter: TokenCounter,
+        owner: str,
+        outbox: Outbox | None = None,
+    ) -> None:
         self._ledger = ledger
         self._prices = prices
         self._counter = counter
         self.owner = owner
+        self._outbox = outbox or Outbox()
         self._background: set[asyncio.Future[None]] = set()
 
     def price(self, model: str) -> Price:
@@ -83,68 +106,115 @@ class Biller:
         return price
 
     async def reserve(self, principal: Principal, route: Route, call: Call, request_id: str) -> Hold:
+        """Check rate limits, credit and the key's spend limit, and reserve the worst case, atomically."""
         price = self.price(route.model.name)
         output = call.output_bound(route.model.max_output_tokens)
         prompt = call.prompt_bound()
         try:
-            return await self._reserve(principal, price, request_id, prompt, output)
-        except (InsufficientCredit, SpendLimitExceeded):
+            return await self._reserve(principal, price, request_id, prompt, output, final=route.estimated)
+        except (InsufficientCredit, SpendLimitExceeded, RateLimitExceeded) as refused:
             if route.estimated:
                 raise
-            # The byte bound is loose; the exact count may still fit.
-            tight = await call.tight_prompt_bound(self._counter, route.encoding)
-            if tight >= prompt:
+            # The byte bound is loose; the exact count may still fit.  Money refusals are always
+            # judged once more (the final judgement is the one that sends its event).
+            tight = min(await call.tight_prompt_bound(self._counter, route.encoding), prompt)
+            if isinstance(refused, RateLimitExceeded) and (refused.type != "tokens" or tight >= prompt):
                 raise
-            return await self._reserve(principal, price, request_id, tight, output)
+            return await self._reserve(principal, price, request_id, tight, output, final=True)
 
     async def _reserve(
-        self, principal: Principal, price: Price, request_id: str, prompt: int, output: int
+        self, principal: Principal, price: Price, request_id: str, prompt: int, output: int, *, final: bool
     ) -> Hold:
         hold = worst_case_nanos(price, prompt, output)
+        tokens = prompt + output
+        workspace_id, key_id = principal.workspace_id, principal.key_id
 
-        async def check_and_reserve(writer: LedgerWriter) -> None:
+        async def check_and_reserve(writer: LedgerWriter) -> Hold | APIError:
+            now = now_us()
+            # Read under the workspace's lock: a PATCH or a revocation made by any process counts at once.
+            config = await read_config(writer.sql, key_id)
+            if config is None or config.revoked:
+                raise AuthenticationFailed("Invalid API key: it is unknown or has been revoked.")
+            admission = (
+                await admit(writer.sql, config, workspace_id, key_id, tokens, now) if config.rated else None
+            )
             head = await writer.head()
             if hold > head.available_nano:
-                raise InsufficientCredit(
+                error: APIError = InsufficientCredit(
                     f"Insufficient credit: this request needs ${format_usd(hold)} reserved (its worst case: "
                     f"{prompt} prompt + {output} output tokens at {price.model}'s rates); "
                     f"available ${format_usd(max(head.available_nano, 0))}."
                 )
-            if principal.spend_limit_nano is not None:
-                key = await writer.key_head(principal.key_id)
+                if not (final and not config.exhausted_notified):
+                    raise error
+                await alerts.exhausted(
+                    writer.sql, self._outbox, workspace_id, key_id, request_id, hold, head.available_nano
+                )
+                return error  # committed: the event, not a reservation
+            limit = config.spend_limit_nano
+            if limit is not None:
+                key = await writer.key_head(key_id)
                 spent = key.spent_nano
-                since = period_start_us(principal.spend_limit_period, now_us())
+                since = period_start_us(config.spend_limit_period, now)
                 if since is not None:
-                    spent -= await writer.key_spent_before(principal.key_id, since)
-                if spent + key.held_nano + hold > principal.spend_limit_nano:
-                    period = principal.spend_limit_period
-                    raise SpendLimitExceeded(
-                        f"This key's spend limit of ${format_usd(principal.spend_limit_nano)} "
+                    spent -= await writer.key_spent_before(key_id, since)
+                if spent + key.held_nano + hold > limit:
+                    period = config.spend_limit_period
+                    error = SpendLimitExceeded(
+                        f"This key's spend limit of ${format_usd(limit)} "
                         f"{'in total' if period == 'total' else 'per ' + period} is reached: "
                         f"spent ${format_usd(spent)}, reserved ${format_usd(key.held_nano)}, "
                         f"this request needs ${format_usd(hold)}."
                     )
+                    mark = -1 if since is None else since
+                    if not final or config.spend_notified_period == mark:
+                        raise error
+                    await alerts.spend_limit_reached(
+                        writer.sql,
+                        self._outbox,
+                        workspace_id=workspace_id,
+                        key_id=key_id,
+                        request_id=request_id,
+                        limit=limit,
+                        period=period,
+                        period_mark=mark,
+                        spent=spent,
+                    )
+                    return error
             await writer.append(
                 Draft(
-                    workspace_id=principal.workspace_id,
+                    workspace_id=workspace_id,
                     kind="reserve",
                     hold_nano=hold,
-                    key_id=principal.key_id,
+                    key_id=key_id,
                     reservation_id=request_id,
                     owner=self.owner,
                 )
             )
+            if admission is not None:
+                await record(writer.sql, request_id, workspace_id, key_id, tokens, now)
+            return Hold(
+                request_id,
+                workspace_id,
+                key_id,
+                hold,
+                price,
+                rated=admission is not None,
+                low_balance_nano=config.low_balance_nano,
+                rate_headers=admission.headers if admission is not None else {},
+            )
 
-        held = Hold(request_id, principal.workspace_id, principal.key_id, hold, price)
         # Not durable on its own: a reservation lost with the machine guarded a request that died too.
         # If the caller is gone before it lands, it is released as soon as it does.
-        await self._ledger.transact(
-            principal.workspace_id,
+        result = await self._ledger.transact(
+            workspace_id,
             check_and_reserve,
             durable=False,
-            abandoned=lambda _: self._release_later(held),
+            abandoned=lambda landed: self._release_later(landed) if isinstance(landed, Hold) else None,
         )
-        return held
+        if isinstance(result, APIError):
+            raise result
+        return result
 
     def _release_later(self, hold: Hold) -> None:
         task = asyncio.ensure_future(self.release(hold, note="request cancelled while reserving"))
@@ -162,7 +232,7 @@ class Biller:
             usage.reasoning,
             cache_write_1h=usage.cache_write_1h,
         )
-        record = UsageRecord(
+        usage_record = UsageRecord(
             id=hold.request_id,
             workspace_id=hold.workspace_id,
             key_id=hold.key_id,
@@ -190,8 +260,8 @@ class Biller:
         )
 
         async def debit(writer: LedgerWriter) -> Entry:
-            await writer.record_usage(record)
-            return await writer.append(
+            await writer.record_usage(usage_record)
+            entry = await writer.append(
                 Draft(
                     workspace_id=hold.workspace_id,
                     kind="debit",
@@ -201,6 +271,10 @@ class Biller:
                     reservation_id=hold.request_id,
                 )
             )
+            if hold.rated:
+                await close_admission(writer.sql, hold.request_id, usage.total, entry.created_at)
+            await alerts.after_debit(writer.sql, self._outbox, entry, hold.low_balance_nano, hold.request_id)
+            return entry
 
         try:
             entry = await self._ledger.transact(hold.workspace_id, debit)
@@ -221,7 +295,13 @@ class Biller:
             reservation_id=hold.request_id,
             note=note,
         )
+
+        async def close(writer: LedgerWriter) -> None:
+            entry = await writer.append(draft)
+            if hold.rated:
+                await close_admission(writer.sql, hold.request_id, 0, entry.created_at)
+
         try:
-            await self._ledger.transact(hold.workspace_id, lambda writer: writer.append(draft))
+            await self._ledger.transact(hold.workspace_id, close)
         except IntegrityError:
             log.warning("reservation %s was already closed", hold.request_id)

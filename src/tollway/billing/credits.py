@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from msgspec import Struct
 
+from tollway.billing import alerts
 from tollway.errors import Conflict, InvalidRequest
+from tollway.events import Outbox
 from tollway.ledger import Balance, Draft, Entry, Ledger, LedgerWriter
 from tollway.money import MAX_BALANCE_NANOS, format_usd
 
@@ -23,8 +25,14 @@ class CreditResult(Struct, frozen=True):
 
 
 async def credit(
-    ledger: Ledger, workspace_id: str, amount_nano: int, idempotency_key: str | None, note: str | None
+    ledger: Ledger,
+    workspace_id: str,
+    amount_nano: int,
+    idempotency_key: str | None,
+    note: str | None,
+    outbox: Outbox | None = None,
 ) -> CreditResult:
+    """Credit (or, negative, adjust) a workspace; `credit.added` and `balance.low` go to `outbox`."""
     if amount_nano == 0:
         raise InvalidRequest("amount_usd must not be zero.", param="amount_usd")
     if amount_nano < 0 and not (note and note.strip()):
@@ -65,6 +73,11 @@ async def credit(
                 note=note,
             )
         )
+        if outbox is not None:
+            if amount_nano > 0:
+                await alerts.after_credit(writer.sql, outbox, entry)
+            else:
+                await alerts.after_adjustment(writer.sql, outbox, entry)
         return CreditResult(entry, created=True)
 
     return await ledger.transact(workspace_id, apply)

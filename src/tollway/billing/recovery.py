@@ -27,6 +27,8 @@ from tollway.clock import now_us
 from tollway.db.schema import instances, ledger_entries
 from tollway.keys import new_id
 from tollway.ledger import Draft, Ledger, LedgerWriter
+from tollway.ledger.driver import DriverSql
+from tollway.limits import close_admission, prune_admissions
 
 __all__ = ["Recovery"]
 
@@ -115,6 +117,11 @@ class Recovery:
                 )
         return released
 
+    async def prune(self) -> None:
+        """Drop rate-limit admissions that closed and left the window (they count against nothing)."""
+        async with self._engine.begin() as conn:
+            await prune_admissions(DriverSql(conn), now_us())
+
     async def _release_all(self, instance: str) -> int:
         closing = aliased(ledger_entries)
         query = select(_E.workspace_id, _E.key_id, _E.reservation_id, _E.hold_nano).where(
@@ -142,6 +149,7 @@ class Recovery:
                 if closed:
                     return False
                 await writer.append(draft)
+                await close_admission(writer.sql, draft.reservation_id or "", 0, now_us())
                 return True
 
             try:
@@ -161,6 +169,7 @@ class Recovery:
                 await self.beat()
                 if loop.time() >= next_reap:
                     await self.reap()
+                    await self.prune()
                     next_reap = loop.time() + self._interval
             except Exception:
                 log.exception("recovery round failed; retrying")

@@ -82,6 +82,11 @@ class LedgerWriter:
         self._head: Head | None = None
         self._key_heads: dict[str, KeyHead] = {}
 
+    @property
+    def sql(self) -> Sql:
+        """The transaction's connection, for writes that belong with the entries (outbox, limits)."""
+        return self._sql
+
     async def head(self) -> Head:
         if self._head is None:
             row = await self._sql.one(HEAD, self.workspace_id)
