@@ -32,7 +32,11 @@ async def credit(
     note: str | None,
     outbox: Outbox | None = None,
 ) -> CreditResult:
-    """Credit (or, negative, adjust) a workspace; `credit.added` and `balance.low` go to `outbox`."""
+    """Credit (or, negative, adjust) a workspace; `credit.added` and `balance.low` go to `outbox`.
+
+    Without one, the events are still recorded (with no webhook deliveries).
+    """
+    events = outbox or Outbox()
     if amount_nano == 0:
         raise InvalidRequest("amount_usd must not be zero.", param="amount_usd")
     if amount_nano < 0 and not (note and note.strip()):
@@ -73,11 +77,10 @@ async def credit(
                 note=note,
             )
         )
-        if outbox is not None:
-            if amount_nano > 0:
-                await alerts.after_credit(writer.sql, outbox, entry)
-            else:
-                await alerts.after_adjustment(writer.sql, outbox, entry)
+        if amount_nano > 0:
+            await alerts.after_credit(writer.sql, events, entry)
+        else:
+            await alerts.after_adjustment(writer.sql, events, entry)
         return CreditResult(entry, created=True)
 
     return await ledger.transact(workspace_id, apply)
