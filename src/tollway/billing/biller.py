@@ -29,7 +29,7 @@ from tollway.errors import (
 )
 from tollway.events import Outbox
 from tollway.ledger import Draft, Entry, Ledger, LedgerWriter, UsageRecord
-from tollway.limits import admit, close_admission, read_config, record
+from tollway.limits import Ticket, admit, close_admission, read_config, record
 from tollway.money import NANOS_PER_USD, format_usd
 from tollway.pipeline.context import EndState, RequestContext
 from tollway.pipeline.routing import Route
@@ -51,8 +51,8 @@ class Hold(Struct, frozen=True):
     key_id: str
     hold_nano: int
     price: Price
-    # A rate limit was in force: the admission row is closed with the settlement.
-    rated: bool = False
+    # A rate limit was in force: what the admission counted, adjusted by the settlement.
+    ticket: Ticket | None = None
     # The workspace's low-balance threshold as read at reservation (the settlement's first test).
     low_balance_nano: int | None = None
     # `x-ratelimit-*` of the tightest limits in force, for the response.
@@ -192,14 +192,14 @@ class Biller:
                 )
             )
             if admission is not None:
-                await record(writer.sql, request_id, workspace_id, key_id, tokens, now)
+                await record(writer.sql, admission.ticket, request_id, workspace_id, key_id, now)
             return Hold(
                 request_id,
                 workspace_id,
                 key_id,
                 hold,
                 price,
-                rated=admission is not None,
+                ticket=admission.ticket if admission is not None else None,
                 low_balance_nano=config.low_balance_nano,
                 rate_headers=admission.headers if admission is not None else {},
             )
@@ -271,8 +271,8 @@ class Biller:
                     reservation_id=hold.request_id,
                 )
             )
-            if hold.rated:
-                await close_admission(writer.sql, hold.request_id, usage.total, entry.created_at)
+            if hold.ticket is not None:
+                await close_admission(writer.sql, hold.ticket, hold.request_id, usage.total)
             await alerts.after_debit(writer.sql, self._outbox, entry, hold.low_balance_nano, hold.request_id)
             return entry
 
@@ -297,9 +297,9 @@ class Biller:
         )
 
         async def close(writer: LedgerWriter) -> None:
-            entry = await writer.append(draft)
-            if hold.rated:
-                await close_admission(writer.sql, hold.request_id, 0, entry.created_at)
+            await writer.append(draft)
+            if hold.ticket is not None:
+                await close_admission(writer.sql, hold.ticket, hold.request_id, 0)
 
         try:
             await self._ledger.transact(hold.workspace_id, close)

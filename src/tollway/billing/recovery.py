@@ -28,7 +28,7 @@ from tollway.db.schema import instances, ledger_entries
 from tollway.keys import new_id
 from tollway.ledger import Draft, Ledger, LedgerWriter
 from tollway.ledger.driver import DriverSql
-from tollway.limits import close_admission, prune_admissions
+from tollway.limits import forget_admission, prune_admissions
 
 __all__ = ["Recovery"]
 
@@ -118,7 +118,7 @@ class Recovery:
         return released
 
     async def prune(self) -> None:
-        """Drop rate-limit admissions that closed and left the window (they count against nothing)."""
+        """Drop rate-limit buckets that left the window (they count against nothing)."""
         async with self._engine.begin() as conn:
             await prune_admissions(DriverSql(conn), now_us())
 
@@ -149,7 +149,7 @@ class Recovery:
                 if closed:
                     return False
                 await writer.append(draft)
-                await close_admission(writer.sql, draft.reservation_id or "", 0, now_us())
+                await forget_admission(writer.sql, draft.reservation_id or "")
                 return True
 
             try:

@@ -29,6 +29,7 @@ __all__ = [
     "ledger_entries",
     "metadata",
     "rate_admissions",
+    "rate_buckets",
     "usage_daily",
     "usage_records",
     "workspaces",
@@ -164,7 +165,17 @@ usage_daily = Table(
     Column("cache_write_1h_tokens", BigInteger, nullable=False, server_default=text("0")),
 )
 
-# Requests admitted while a rate limit was in force on their key or workspace (see limits/).
+# Requests and tokens admitted per subject (key or workspace id) and second (see limits/).
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("subject", String(40), primary_key=True),
+    Column("second", BigInteger, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+)
+
+# Requests in flight while a concurrency limit is in force on their key or workspace.
 rate_admissions = Table(
     "rate_admissions",
     metadata,
@@ -172,8 +183,6 @@ rate_admissions = Table(
     Column("workspace_id", String(40), nullable=False),
     Column("key_id", String(40), nullable=False),
     Column("admitted_at", BigInteger, nullable=False),
-    Column("tokens", BigInteger, nullable=False),
-    Column("closed_at", BigInteger, nullable=True),
 )
 
 # The webhook outbox: each event is written in the transaction of its cause.

@@ -1,14 +1,21 @@
 """Counting admissions in the database, inside the reservation's transaction.
 
-`rate_admissions` holds one row per request admitted while a limit was in
-force on its key or its workspace.  The reservation transaction holds the
-workspace's write lock (SQLite: the database's; PostgreSQL: the workspace
-row's), and every key belongs to one workspace, so the count a request is
-judged by and the row it then adds are serialised with every other request
-of the workspace, in any process on any host: N concurrent requests against
-a limit of L admit exactly L.  A row is closed (with the tokens actually
-used) in the settlement's transaction; closed rows older than the window
-are pruned by the recovery loop.
+Two small tables, neither holding money:
+
+- `rate_buckets`: per subject (a key id or a workspace id) and second, the
+  requests admitted and their tokens, kept only for a subject with a
+  per-minute limit.  A window is the sum of the last 60 buckets: a bounded
+  read however busy the key is.  A request counts its token bound at
+  admission; its settlement moves its bucket to the tokens actually used.
+- `rate_admissions`: one row per request in flight, kept only while a
+  concurrency limit is in force on its key or workspace; deleted when it
+  ends (settled, released, or released by the crash rule).
+
+The reservation transaction holds the workspace's write lock (SQLite: the
+database's; PostgreSQL: the workspace row's) and every key belongs to one
+workspace, so the count a request is judged by and the rows it then adds
+are serialised with every other request of the workspace, in any process on
+any host: N concurrent requests against a limit of L admit exactly L.
 """
 
 from __future__ import annotations
@@ -17,10 +24,23 @@ from msgspec import Struct
 
 from tollway.errors import RateLimitExceeded
 from tollway.ledger.driver import Sql
-from tollway.ledger.sql import Statement, statement
+from tollway.ledger.sql import statement
 from tollway.limits.rates import WINDOW_US, RateLimits, Verdict, WindowStats, format_reset, judge
 
-__all__ = ["Admission", "KeyConfig", "admit", "close_admission", "prune_admissions", "read_config", "record"]
+__all__ = [
+    "Admission",
+    "KeyConfig",
+    "Ticket",
+    "admit",
+    "close_admission",
+    "forget_admission",
+    "prune_admissions",
+    "read_config",
+    "record",
+]
+
+_SECOND = 1_000_000
+_WINDOW_S = WINDOW_US // _SECOND
 
 _CONFIG = statement(
     "SELECT k.requests_per_minute, k.tokens_per_minute, k.max_concurrent,"
@@ -29,29 +49,28 @@ _CONFIG = statement(
     " w.low_balance_nano, w.exhausted_notified"
     " FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = $1"
 )
-
-
-def _by(column: str) -> tuple[Statement, Statement, Statement, Statement]:
-    where = f"FROM rate_admissions WHERE {column} = $1"
-    return (
-        statement(
-            f"SELECT count(*), coalesce(sum(tokens), 0), min(admitted_at) {where} AND admitted_at > $2"
-        ),
-        statement(f"SELECT count(*) {where} AND closed_at IS NULL"),
-        statement(f"SELECT admitted_at {where} AND admitted_at > $2 ORDER BY admitted_at LIMIT 1 OFFSET $3"),
-        statement(f"SELECT admitted_at, tokens {where} AND admitted_at > $2 ORDER BY admitted_at"),
-    )
-
-
-_STATEMENTS = {"key": _by("key_id"), "workspace": _by("workspace_id")}
+_WINDOW = statement(
+    "SELECT coalesce(sum(requests), 0), coalesce(sum(tokens), 0), min(second)"
+    " FROM rate_buckets WHERE subject = $1 AND second > $2"
+)
+_BUCKETS = statement(
+    "SELECT second, requests, tokens FROM rate_buckets WHERE subject = $1 AND second > $2 ORDER BY second"
+)
+_BUMP = statement(
+    "INSERT INTO rate_buckets (subject, second, requests, tokens) VALUES ($1, $2, 1, $3)"
+    " ON CONFLICT (subject, second) DO UPDATE SET"
+    " requests = rate_buckets.requests + 1, tokens = rate_buckets.tokens + excluded.tokens"
+)
+_ADJUST = statement("UPDATE rate_buckets SET tokens = tokens + $3 WHERE subject = $1 AND second = $2")
+_OPEN = {
+    "key": statement("SELECT count(*) FROM rate_admissions WHERE key_id = $1"),
+    "workspace": statement("SELECT count(*) FROM rate_admissions WHERE workspace_id = $1"),
+}
 _INSERT = statement(
-    "INSERT INTO rate_admissions (request_id, workspace_id, key_id, admitted_at, tokens)"
-    " VALUES ($1, $2, $3, $4, $5)"
+    "INSERT INTO rate_admissions (request_id, workspace_id, key_id, admitted_at) VALUES ($1, $2, $3, $4)"
 )
-_CLOSE = statement(
-    "UPDATE rate_admissions SET closed_at = $2, tokens = $3 WHERE request_id = $1 AND closed_at IS NULL"
-)
-_PRUNE = statement("DELETE FROM rate_admissions WHERE admitted_at < $1 AND closed_at IS NOT NULL")
+_DELETE = statement("DELETE FROM rate_admissions WHERE request_id = $1")
+_PRUNE = statement("DELETE FROM rate_buckets WHERE second <= $1")
 
 
 class KeyConfig(Struct, frozen=True, kw_only=True):
@@ -87,58 +106,69 @@ async def read_config(sql: Sql, key_id: str) -> KeyConfig | None:
     )
 
 
-class Admission(Struct, frozen=True):
-    """What the request may go on with: the `x-ratelimit-*` headers of the tightest limits."""
+class Ticket(Struct, frozen=True):
+    """What an admitted request wrote, so its settlement can adjust exactly that."""
 
+    second: int
+    tokens: int  # the bound it was admitted with
+    subjects: tuple[str, ...]  # whose buckets counted it
+    in_flight: bool  # whether it has a rate_admissions row
+
+
+class Admission(Struct, frozen=True):
+    """The request may go on: what to record, and the `x-ratelimit-*` headers of the tightest limits."""
+
+    ticket: Ticket
     headers: dict[str, str]
 
 
-async def _stats(sql: Sql, scope: str, subject: str, limits: RateLimits, now: int) -> WindowStats:
-    window, open_, _, _ = _STATEMENTS[scope]
+def _windowed(limits: RateLimits) -> bool:
+    return limits.requests_per_minute is not None or limits.tokens_per_minute is not None
+
+
+async def _stats(sql: Sql, scope: str, subject: str, limits: RateLimits, now_s: int) -> WindowStats:
     requests = tokens = in_flight = 0
     oldest = None
-    if limits.requests_per_minute is not None or limits.tokens_per_minute is not None:
-        row = await sql.one(window, subject, now - WINDOW_US)
+    if _windowed(limits):
+        row = await sql.one(_WINDOW, subject, now_s - _WINDOW_S)
         if row is not None:
             requests, tokens, oldest = int(row[0]), int(row[1]), row[2]
     if limits.max_concurrent is not None:
-        row = await sql.one(open_, subject)
+        row = await sql.one(_OPEN[scope], subject)
         in_flight = 0 if row is None else int(row[0])
-    return WindowStats(requests, tokens, oldest, in_flight)
+    return WindowStats(requests, tokens, None if oldest is None else int(oldest), in_flight)
 
 
 async def _wait_us(
-    sql: Sql,
-    scope: str,
-    subject: str,
-    limits: RateLimits,
-    stats: WindowStats,
-    verdict: Verdict,
-    tokens: int,
-    now: int,
+    sql: Sql, subject: str, limits: RateLimits, stats: WindowStats, verdict: Verdict, tokens: int, now: int
 ) -> int:
-    """How long until the refused request would fit (the window sliding on; open requests may end sooner)."""
-    _, _, nth, rows = _STATEMENTS[scope]
-    since = now - WINDOW_US
-    if verdict.refused == "requests" and limits.requests_per_minute is not None:
-        row = await sql.one(nth, subject, since, stats.requests - limits.requests_per_minute)
-        return WINDOW_US if row is None else int(row[0]) + WINDOW_US - now
-    if verdict.refused == "tokens" and limits.tokens_per_minute is not None:
-        must_free = stats.tokens + tokens - limits.tokens_per_minute
+    """How long until the refused request fits as the window slides on (open requests may end sooner)."""
+    if verdict.refused in ("requests", "tokens"):
+        rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
+        must_free = (
+            stats.requests - (rpm or 0) + 1
+            if verdict.refused == "requests"
+            else stats.tokens + tokens - (tpm or 0)
+        )
         freed = 0
-        for admitted_at, used in await sql.all(rows, subject, since):
-            freed += int(used)
+        for second, requests, used in await sql.all(_BUCKETS, subject, now // _SECOND - _WINDOW_S):
+            freed += int(requests) if verdict.refused == "requests" else int(used)
             if freed >= must_free:
-                return int(admitted_at) + WINDOW_US - now
+                return _leaves_at(int(second)) - now
         return WINDOW_US
     if verdict.refused == "tokens_never":
         return WINDOW_US
-    return 1_000_000  # concurrency: a request in flight may end at any moment
+    return _SECOND  # concurrency: a request in flight may end at any moment
+
+
+def _leaves_at(second: int) -> int:
+    """When a bucket's admissions leave the window (µs)."""
+    return (second + _WINDOW_S) * _SECOND
 
 
 def _refusal(verdict: Verdict, wait_us: int) -> RateLimitExceeded:
-    seconds = max(1, -(-wait_us // 1_000_000))
-    headers = {"retry-after": str(seconds), "retry-after-ms": str(max(1, -(-wait_us // 1000)))}
+    wait_us = max(wait_us, 1)
+    headers = {"retry-after": str(-(-wait_us // _SECOND)), "retry-after-ms": str(-(-wait_us // 1000))}
     if verdict.refused == "tokens_never":
         headers["x-should-retry"] = "false"  # waiting cannot help: the request alone exceeds the limit
     error = RateLimitExceeded(verdict.message, headers=headers)
@@ -150,7 +180,8 @@ def _refusal(verdict: Verdict, wait_us: int) -> RateLimitExceeded:
 async def admit(
     sql: Sql, config: KeyConfig, workspace_id: str, key_id: str, tokens: int, now: int
 ) -> Admission:
-    """Judge one more request of up to `tokens` tokens; raise `RateLimitExceeded`, or its headers."""
+    """Judge one more request of up to `tokens` tokens: raise `RateLimitExceeded`, or admit it."""
+    now_s = now // _SECOND
     judged: list[tuple[RateLimits, WindowStats, Verdict]] = []
     for scope, subject, limits in (
         ("key", key_id, config.key),
@@ -158,13 +189,18 @@ async def admit(
     ):
         if not limits.any:
             continue
-        stats = await _stats(sql, scope, subject, limits, now)
+        stats = await _stats(sql, scope, subject, limits, now_s)
         verdict = judge(scope, limits, stats, tokens)
         if verdict.refused is not None:
-            wait = await _wait_us(sql, scope, subject, limits, stats, verdict, tokens, now)
-            raise _refusal(verdict, wait)
+            raise _refusal(verdict, await _wait_us(sql, subject, limits, stats, verdict, tokens, now))
         judged.append((limits, stats, verdict))
-    return Admission(_headers(judged, now))
+    subjects = tuple(
+        subject
+        for subject, limits in ((key_id, config.key), (workspace_id, config.workspace))
+        if _windowed(limits)
+    )
+    in_flight = config.key.max_concurrent is not None or config.workspace.max_concurrent is not None
+    return Admission(Ticket(now_s, tokens, subjects, in_flight), _headers(judged, now))
 
 
 def _headers(judged: list[tuple[RateLimits, WindowStats, Verdict]], now: int) -> dict[str, str]:
@@ -185,21 +221,33 @@ def _headers(judged: list[tuple[RateLimits, WindowStats, Verdict]], now: int) ->
 
 
 def _reset(stats: WindowStats, now: int) -> int:
-    """Until the oldest admission in the window leaves it (this request, if it is the only one)."""
-    oldest = now if stats.oldest_us is None else int(stats.oldest_us)
-    return oldest + WINDOW_US - now
+    """Until the oldest admissions in the window leave it (this request's, if it is the only one)."""
+    oldest = now // _SECOND if stats.oldest_us is None else stats.oldest_us
+    return _leaves_at(oldest) - now
 
 
-async def record(sql: Sql, request_id: str, workspace_id: str, key_id: str, tokens: int, now: int) -> None:
-    """The admitted request's row, in the transaction that writes its reservation."""
-    await sql.run(_INSERT, request_id, workspace_id, key_id, now, tokens)
+async def record(sql: Sql, ticket: Ticket, request_id: str, workspace_id: str, key_id: str, now: int) -> None:
+    """The admitted request's share of its subjects' buckets (and its in-flight row), with its reservation."""
+    for subject in ticket.subjects:
+        await sql.run(_BUMP, subject, ticket.second, ticket.tokens)
+    if ticket.in_flight:
+        await sql.run(_INSERT, request_id, workspace_id, key_id, now)
 
 
-async def close_admission(sql: Sql, request_id: str, tokens: int, now: int) -> None:
-    """The request ended: it no longer counts as in flight, and counts `tokens` (what it used)."""
-    await sql.run(_CLOSE, request_id, now, tokens)
+async def close_admission(sql: Sql, ticket: Ticket, request_id: str, used_tokens: int) -> None:
+    """The request ended: it counts the tokens it used, and no longer counts as in flight."""
+    if used_tokens != ticket.tokens:
+        for subject in ticket.subjects:
+            await sql.run(_ADJUST, subject, ticket.second, used_tokens - ticket.tokens)
+    if ticket.in_flight:
+        await sql.run(_DELETE, request_id)
+
+
+async def forget_admission(sql: Sql, request_id: str) -> None:
+    """A request whose process died: no longer in flight (its bound stays counted until its bucket leaves)."""
+    await sql.run(_DELETE, request_id)
 
 
 async def prune_admissions(sql: Sql, now: int) -> None:
-    """Forget closed admissions that left the window: they can no longer count against anything."""
-    await sql.run(_PRUNE, now - WINDOW_US)
+    """Drop buckets that left the window: they can no longer count against anything."""
+    await sql.run(_PRUNE, now // _SECOND - _WINDOW_S)

@@ -1,7 +1,8 @@
 """What a rate limit is, and the arithmetic of one window: plain values, no database.
 
-A window is the last 60 seconds, sliding: a request counts against
-`requests_per_minute` for exactly 60 s after it was admitted, and against
+A window is the last 60 seconds, sliding in one-second steps: a request
+counts against `requests_per_minute` for the 60 s after the second it was
+admitted in, and against
 `tokens_per_minute` with its token bound (prompt bound + output cap) until it
 is settled, then with the tokens it actually used.  `max_concurrent` counts
 requests admitted and not yet settled or released, however old.
@@ -60,7 +61,7 @@ class WindowStats(Struct, frozen=True):
 
     requests: int  # admitted within the window
     tokens: int  # their tokens (bounds while open, actual once settled)
-    oldest_us: int | None  # admission time of the oldest within the window
+    oldest_us: int | None  # the second (since the epoch) of the oldest admissions within the window
     open: int  # admitted and not yet closed, whatever their age
 
 

@@ -8,11 +8,13 @@ Revises: 0007
   These rows are configuration, not money: PATCH changes them in place.
 - `*_notified` columns remember that a once-per-crossing event was sent, so
   it is not sent again until the condition is re-armed (a credit, a PATCH).
-- `rate_admissions`: one row per request admitted while a limit was in force
-  on its key or workspace, written in the reservation's transaction and
-  closed in its settlement's.  Windows and concurrency are counted from it,
-  under the workspace's write lock, so every worker and host sees one count.
-  Closed rows older than the window are pruned; it holds no money.
+- `rate_buckets`: requests and tokens admitted per subject (a key or a
+  workspace) and second, while that subject has a per-minute limit; the
+  60-second windows are summed from at most 60 rows.  `rate_admissions`: one
+  row per request in flight while a concurrency limit is in force.  Both are
+  written in the reservation's transaction (under the workspace's write lock,
+  so every worker and host sees one count) and adjusted in the settlement's;
+  they hold no money, and old buckets are pruned.
 - `events` / `event_deliveries`: the outbox.  An event is written in the same
   transaction as its cause; each subscribed webhook gets a delivery row that
   the deliverer leases, attempts and marks.
@@ -50,28 +52,25 @@ def upgrade() -> None:
     # The start (µs) of the spend-limit period in which spend_limit.reached was last sent; -1: total.
     op.add_column("api_keys", sa.Column("spend_notified_period", sa.BigInteger, nullable=True))
 
+    # Requests admitted per subject (a key or a workspace id) and second, for the 60-second windows.
+    op.create_table(
+        "rate_buckets",
+        sa.Column("subject", sa.String(40), nullable=False),
+        sa.Column("second", sa.BigInteger, nullable=False),
+        sa.Column("requests", sa.BigInteger, nullable=False),
+        sa.Column("tokens", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("subject", "second", name="pk_rate_buckets"),
+    )
+    # Requests in flight while a concurrency limit was in force (deleted when they end).
     op.create_table(
         "rate_admissions",
         sa.Column("request_id", sa.String(40), primary_key=True),
         sa.Column("workspace_id", sa.String(40), nullable=False),
         sa.Column("key_id", sa.String(40), nullable=False),
         sa.Column("admitted_at", sa.BigInteger, nullable=False),
-        sa.Column("tokens", sa.BigInteger, nullable=False),
-        sa.Column("closed_at", sa.BigInteger, nullable=True),
     )
-    op.create_index("ix_rate_key_time", "rate_admissions", ["key_id", "admitted_at"])
-    op.create_index("ix_rate_ws_time", "rate_admissions", ["workspace_id", "admitted_at"])
-    open_rows = sa.text("closed_at IS NULL")
-    op.create_index(
-        "ix_rate_key_open", "rate_admissions", ["key_id"], sqlite_where=open_rows, postgresql_where=open_rows
-    )
-    op.create_index(
-        "ix_rate_ws_open",
-        "rate_admissions",
-        ["workspace_id"],
-        sqlite_where=open_rows,
-        postgresql_where=open_rows,
-    )
+    op.create_index("ix_rate_admissions_key", "rate_admissions", ["key_id"])
+    op.create_index("ix_rate_admissions_ws", "rate_admissions", ["workspace_id"])
 
     op.create_table(
         "events",
@@ -104,6 +103,7 @@ def downgrade() -> None:
     op.drop_table("event_deliveries")
     op.drop_table("events")
     op.drop_table("rate_admissions")
+    op.drop_table("rate_buckets")
     # Not batch mode: on SQLite it would rebuild tables without their triggers.
     op.execute("ALTER TABLE api_keys DROP COLUMN spend_notified_period")
     for name in ("exhausted_notified", "low_balance_notified", "low_balance_nano"):
