@@ -220,6 +220,12 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--postgres", help="admin URL of a PostgreSQL server for the ledger-growth rows")
     parser.add_argument("--no-postgres", action="store_true", help="(read by scripts/bench)")
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="give the bench key and workspace every rate limit (high enough never to refuse), so each "
+        "request pays for being counted",
+    )
     args = parser.parse_args()
     n_latency, n_stream, seconds, n_open = (100, 10, 2.0, 200) if args.quick else (400, 40, 5.0, 1000)
 
@@ -254,8 +260,17 @@ def main() -> None:
             json={"amount_usd": "100000"},
             headers=admin,
         )
+        limits = (
+            {"requests_per_minute": 10**9, "tokens_per_minute": 2**53 - 1, "max_concurrent": 10**6}
+            if args.rate_limits
+            else {}
+        )
+        if limits:
+            httpx.patch(f"{tollway_url}/admin/workspaces/{workspace['id']}", json=limits, headers=admin)
         key = httpx.post(
-            f"{tollway_url}/admin/workspaces/{workspace['id']}/keys", json={"name": "bench"}, headers=admin
+            f"{tollway_url}/admin/workspaces/{workspace['id']}/keys",
+            json={"name": "bench", **limits},
+            headers=admin,
         ).json()["key"]
         direct = Target("direct", mock_url, None)
         proxied = Target("tollway", tollway_url, key)

@@ -185,6 +185,9 @@ rate_admissions = Table(
     Column("admitted_at", BigInteger, nullable=False),
 )
 
+Index("ix_rate_admissions_key", rate_admissions.c.key_id)
+Index("ix_rate_admissions_ws", rate_admissions.c.workspace_id)
+
 # The webhook outbox: each event is written in the transaction of its cause.
 events = Table(
     "events",
@@ -196,6 +199,8 @@ events = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("data", Text, nullable=False),
 )
+
+Index("ix_events_ws", events.c.workspace_id, events.c.id)
 
 event_deliveries = Table(
     "event_deliveries",
@@ -212,3 +217,5 @@ event_deliveries = Table(
     Column("delivered_at", BigInteger, nullable=True),
     UniqueConstraint("event_id", "webhook", name="uq_delivery_event_webhook"),
 )
+
+Index("ix_deliveries_due", event_deliveries.c.state, event_deliveries.c.next_attempt_at)
