@@ -122,3 +122,23 @@ def test_a_model_cannot_fall_back_across_protocols(tmp_path: Path) -> None:
         ConfigError, match=r"\[\[models\]\] #1 \('m'\): its upstreams speak different protocols"
     ):
         load_settings(str(config), environ={})
+
+
+def test_metrics_and_log_format(tmp_path: Path) -> None:
+    settings = load_settings(None, environ={})
+    assert (settings.config.metrics.public, settings.config.server.log_format) == (False, "text")
+    path = write(tmp_path, GOOD + '\n[metrics]\npublic = true\n\n[server]\nlog_format = "json"\n')
+    settings = load_settings(path, environ={"OPENAI_API_KEY": "sk"})
+    assert (settings.config.metrics.public, settings.config.server.log_format) == (True, "json")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[metrics]\nopen = true\n", "unknown field `open`"),
+        ('[server]\nlog_format = "xml"\n', "log_format"),
+    ],
+)
+def test_metrics_and_log_format_mistakes(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, GOOD + "\n" + text), environ={"OPENAI_API_KEY": "sk"})

@@ -13,10 +13,13 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from tollway.api.admin import AdminController
+from tollway.api.admin_events import EventsController
 from tollway.api.anthropic_tokens import count_tokens
 from tollway.api.credits import balance, ledger_page, pricing
 from tollway.api.edge import Edge
 from tollway.api.errors import exception_handlers
+from tollway.api.metrics import metrics
+from tollway.api.openapi import openapi_config
 from tollway.api.proxy import surface_route
 from tollway.api.public import get_model, health, list_models
 from tollway.api.usage import credits_daily, credits_log, credits_stats, usage_record, usage_summary
@@ -81,6 +84,8 @@ def create_app(
         balance,
         ledger_page,
         AdminController,
+        EventsController,
+        metrics,
         usage_summary,
         usage_record,
         credits_stats,
@@ -94,7 +99,7 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
         request_max_body_size=server.max_request_bytes,
-        openapi_config=None,
+        openapi_config=openapi_config(),
         logging_config=None,
         debug=False,
     )

@@ -38,6 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=server.port if args.port is None else args.port,
         workers=args.workers or server.workers,
         access_log=args.access_log,
+        log_format=args.log_format,
     )
 
 
@@ -144,7 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
-    serve.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    serve.add_argument("--access-log", action="store_true", help="uvicorn's own access log too (slower)")
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text or JSON objects (default: [server] log_format, else text)",
+    )
     serve.set_defaults(run=_serve)
 
     mock = commands.add_parser("mock-upstream", help="run the deterministic fake upstream model")

@@ -19,7 +19,10 @@ from tollway.billing.recovery import Recovery
 from tollway.config import Settings
 from tollway.db import create_engine, prepare, unavailable
 from tollway.events import Outbox
+from tollway.events.delivery import Deliverer, subscriptions
+from tollway.events.listing import EventLog
 from tollway.ledger import Ledger
+from tollway.observe import Metrics, Observer
 from tollway.pipeline.routing import Router
 from tollway.reports.service import Reports
 from tollway.serving.shutdown import Shutdown
@@ -38,11 +41,15 @@ class Runtime:
         upstream: UpstreamClient,
         recovery: Recovery,
         ledger: Ledger,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        # What the server records about its requests: Prometheus metrics and the access log.
+        self.metrics = metrics or Metrics()
+        self.observer = Observer(self.metrics)
         self.engine = engine
         # The webhook outbox: events are written through it in their cause's transaction.
-        self.outbox = Outbox()
+        self.outbox = Outbox(subscriptions(settings.config.webhooks))
         self.accounts = AccountStore(engine, self.outbox)
         self.auth = Authenticator(self.accounts, settings.config.server.auth_cache_seconds)
         self.router = Router(settings)
@@ -52,6 +59,7 @@ class Runtime:
         self.recovery = recovery
         self.biller = Biller(ledger, settings.prices, counter, recovery.instance_id, self.outbox)
         self.reports = Reports(engine, settings.config.reports.max_range_days)
+        self.events = EventLog(engine)
         self.shutdown = Shutdown(settings.config.server.shutdown_grace_seconds)
 
 
@@ -75,7 +83,8 @@ async def open_runtime(
     try:
         await prepare(engine, migrate=database.migrates_on_start)
         counter = await TokenCounter.load(("o200k_base", "cl100k_base"))
-        ledger = Ledger(engine)
+        metrics = Metrics()
+        ledger = Ledger(engine, on_commit=metrics.ledger_commit)
         timing = settings.config.ledger
         recovery = Recovery(
             engine,
@@ -89,7 +98,10 @@ async def open_runtime(
         except (SQLAlchemyError, OSError) as exc:
             raise unavailable(database.url, exc) from exc
         task = asyncio.create_task(recovery.run(), name="tollway-recovery")
-        runtime = Runtime(settings, engine, counter, upstream, recovery, ledger)
+        runtime = Runtime(settings, engine, counter, upstream, recovery, ledger, metrics)
+        # Webhook deliveries, in the background of every server process (see events/delivery.py).
+        deliverer = Deliverer(engine, settings.config.webhooks, settings.webhook_secrets)
+        deliverer.start(runtime.outbox)
         # What start-up loaded (modules, token encodings, the app) lives as long as the process:
         # keep it out of the collector's full passes, which would walk all of it each time
         # (~4 ms for the encodings alone) in the middle of some request.
@@ -101,6 +113,7 @@ async def open_runtime(
         finally:
             runtime.shutdown.uninstall()
             gc.unfreeze()
+            await deliverer.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

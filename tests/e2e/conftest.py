@@ -14,11 +14,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.dbs import Reader, drop_database, new_database_url
+
+if TYPE_CHECKING:
+    from tests.e2e.observed import Observed
 
 ADMIN_TOKEN = "test-admin-token"
 UPSTREAM_KEY = "sk-upstream-SECRET-0123456789abcdef"
@@ -379,3 +383,12 @@ def fixture_tollway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(name="key", scope="session")
 def fixture_key(tollway: Tollway) -> str:
     return tollway.new_key("e2e")
+
+
+@pytest.fixture(name="observed", scope="session")
+def fixture_observed(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
+    """Two workers, JSON logs, `[metrics] public = true`: see tests/e2e/observed.py."""
+    from tests.e2e.observed import observed_server
+
+    with observed_server(mock, tmp_path_factory.mktemp("observed")) as observed:
+        yield observed

@@ -164,3 +164,47 @@ def test_cli_reports_errors_without_a_traceback(tollway: Tollway) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "tollway: no workspace with id 'ws_nope'"
+
+
+def test_cli_sets_and_lifts_limits_the_running_server_enforces(tollway: Tollway) -> None:
+    workspace = cli(
+        tollway, "workspace", "create", "limits-shell", "--low-balance", "2.50", "--max-concurrent", "9"
+    )
+    assert workspace["low_balance_usd"] == "2.500000000"
+    assert workspace["rate_limits"] == {
+        "requests_per_minute": None,
+        "tokens_per_minute": None,
+        "max_concurrent": 9,
+    }
+    cli(tollway, "credit", workspace["id"], "5.00")
+    key = cli(tollway, "key", "create", workspace["id"], "--requests-per-minute", "1")
+    assert key["rate_limits"]["requests_per_minute"] == 1
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    headers = {"authorization": f"Bearer {key['key']}"}
+    statuses = [
+        httpx.post(f"{tollway.url}/v1/chat/completions", json=body, headers=headers, timeout=30).status_code
+        for _ in range(2)
+    ]
+    assert statuses == [200, 429]
+    updated = cli(tollway, "key", "update", key["id"], "--requests-per-minute", "none", "--name", "renamed")
+    assert (updated["name"], updated["rate_limits"]["requests_per_minute"]) == ("renamed", None)
+    assert (
+        httpx.post(f"{tollway.url}/v1/chat/completions", json=body, headers=headers, timeout=30).status_code
+        == 200
+    )
+    lifted = cli(
+        tollway, "workspace", "update", workspace["id"], "--low-balance", "none", "--max-concurrent", "none"
+    )
+    assert lifted["low_balance_usd"] is None and lifted["rate_limits"]["max_concurrent"] is None
+    command = [sys.executable, "-m", "tollway", "admin", "--config", str(tollway.config)]
+    bad = subprocess.run(
+        [*command, "key", "update", key["id"], "--max-concurrent", "lots"],
+        cwd=tollway.workdir,
+        env=tollway.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode != 0 and "--max-concurrent must be a whole number or none" in bad.stderr
+    assert "Traceback" not in bad.stderr

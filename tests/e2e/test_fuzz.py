@@ -144,6 +144,12 @@ def fixture_target(tollway: Tollway) -> Watched:
     return Watched(tollway, tollway.new_account("fuzz-target", credit_usd="5.00"))
 
 
+@pytest.fixture(name="patched", scope="module")
+def fixture_patched(tollway: Tollway) -> Account:
+    """The account whose key and workspace the PATCH examples change (no example calls with it)."""
+    return tollway.new_account("fuzz-patched", credit_usd=None)
+
+
 @pytest.fixture(name="ids", scope="module")
 def fixture_ids(http: httpx.Client, tollway: Tollway, payer: Watched, target: Watched) -> Ids:
     found = [payer.account.workspace_id, target.account.workspace_id, target.account.key_id, "gpt-4o-mini"]
@@ -727,7 +733,28 @@ money = st.one_of(
     ),
 )
 name_json = st.one_of(st.text(min_size=1, max_size=60), st.text(min_size=195, max_size=205)).map(dump)
-WORKSPACE_BODY = admin_body({"name": (name_json, True)})
+# A rate limit: counts near the bounds, and what is not a count at all.
+limit_json = st.one_of(
+    st.just("null"),
+    st.integers(-5, 1000).map(str),
+    st.sampled_from(["0", "1000000000", "1000000001", str(2**53 - 1), str(2**53), str(2**64), "1e3", "2.5"]),
+    st.sampled_from(['"10"', "true", "[]", "{}", "-0", "1" + "0" * 400]),
+)
+LIMIT_FIELDS = {
+    "requests_per_minute": (limit_json, False),
+    "tokens_per_minute": (limit_json, False),
+    "max_concurrent": (limit_json, False),
+}
+WORKSPACE_BODY = admin_body(
+    {"name": (name_json, True), "low_balance_usd": (st.one_of(money, st.just("null")), False), **LIMIT_FIELDS}
+)
+WORKSPACE_PATCH = admin_body(
+    {
+        "name": (name_json, False),
+        "low_balance_usd": (st.one_of(money, st.just("null")), False),
+        **LIMIT_FIELDS,
+    }
+)
 CREDIT_BODY = admin_body(
     {
         "amount_usd": (money, True),
@@ -740,12 +767,15 @@ KEY_BODY = admin_body(
         "name": (name_json, False),
         "spend_limit_usd": (st.one_of(money, st.just("null")), False),
         "spend_limit_period": (st.sampled_from(['"total"', '"day"', '"month"', '"week"']), False),
+        **LIMIT_FIELDS,
     }
 )
 ADMIN_BODIES = st.one_of(
     st.tuples(st.just("workspaces"), WORKSPACE_BODY),
     st.tuples(st.just("credits"), CREDIT_BODY),
     st.tuples(st.just("keys"), KEY_BODY),
+    st.tuples(st.just("key_patch"), KEY_BODY),
+    st.tuples(st.just("workspace_patch"), WORKSPACE_PATCH),
 )
 
 
@@ -757,17 +787,26 @@ ADMIN_BODIES = st.one_of(
 @example(case=("keys", b'{"name": "\\\\ud800 is text, \\ud800 is not"}'), content_type=None)
 @example(case=("keys", b'{"name": "k", "spend_limit_usd": "1", "spend_limit_usd": 1e400}'), content_type=None)
 @example(case=("credits", b'{"amount_usd": "1.00", "idempotency_key": "a\\u0000"}'), content_type=None)
+@example(case=("key_patch", b'{"requests_per_minute": 1e400}'), content_type=None)
+@example(case=("workspace_patch", b'{"max_concurrent": 18446744073709551616}'), content_type=None)
 def test_admin_bodies(
-    http: httpx.Client, target: Watched, case: tuple[str, bytes], content_type: str | None
+    http: httpx.Client, target: Watched, patched: Account, case: tuple[str, bytes], content_type: str | None
 ) -> None:
     route, body = case
     path = {
         "workspaces": "/admin/workspaces",
         "credits": f"/admin/workspaces/{target.account.workspace_id}/credits",
         "keys": f"/admin/workspaces/{target.account.workspace_id}/keys",
+        # PATCHes go to an account of their own: a limit they set must not refuse other examples.
+        "key_patch": f"/admin/keys/{patched.key_id}",
+        "workspace_patch": f"/admin/workspaces/{patched.workspace_id}",
     }[route]
     before = target.settled()
-    response = post(http, path, body, ADMIN, content_type)
+    if route.endswith("_patch"):
+        headers = {"authorization": ADMIN, **({} if content_type is None else {"content-type": content_type})}
+        response = http.patch(path, content=body, headers=headers)
+    else:
+        response = post(http, path, body, ADMIN, content_type)
     check_response(response)
     target.unchanged_unless_2xx(before, response)
 
@@ -782,6 +821,9 @@ ADMIN_PATHS = (
     ("GET", "/admin/{}"),
     ("PUT", "/admin/workspaces/{}"),
     ("PATCH", "/admin/keys/{}"),
+    ("PATCH", "/admin/workspaces/{}"),
+    ("GET", "/admin/events?workspace_id={}"),
+    ("GET", "/admin/events?cursor={}"),
 )
 
 
@@ -811,7 +853,13 @@ def test_admin_paths(
 @fuzz(250)
 @given(
     path=st.sampled_from(
-        ["/admin/usage", "/admin/workspaces/{}/usage", "/admin/workspaces", "/admin/workspaces/{}"]
+        [
+            "/admin/usage",
+            "/admin/workspaces/{}/usage",
+            "/admin/workspaces",
+            "/admin/workspaces/{}",
+            "/admin/events",
+        ]
     ),
     query=query_string,
 )
@@ -830,7 +878,14 @@ def test_admin_queries(http: httpx.Client, target: Watched, path: str, query: st
 @given(
     authorization=header_value,
     route=st.sampled_from(
-        [("GET", "/admin/workspaces"), ("POST", "/admin/workspaces"), ("GET", "/admin/usage")]
+        [
+            ("GET", "/admin/workspaces"),
+            ("POST", "/admin/workspaces"),
+            ("GET", "/admin/usage"),
+            ("GET", "/admin/events"),
+            ("GET", "/metrics"),
+            ("PATCH", "/admin/workspaces/ws_x"),
+        ]
     ),
 )
 @example(authorization=b"Bearer \xff" + ADMIN_TOKEN.encode(), route=("GET", "/admin/workspaces"))

@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 
+from tollway.api.openapi.surfaces import COUNT_TOKENS
 from tollway.api.proxy import in_surface_shape
 from tollway.errors import (
     APIError,
@@ -30,7 +31,7 @@ __all__ = ["count_tokens"]
 _PATH = "/messages/count_tokens"
 
 
-@post(f"/v1{_PATH}", status_code=200, name="messages.count_tokens")
+@post(f"/v1{_PATH}", status_code=200, name="messages.count_tokens", **COUNT_TOKENS)
 async def count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:
     return await in_surface_shape(ANTHROPIC_MESSAGES, _count_tokens(request))
 

@@ -16,10 +16,12 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
 from tollway.api.edge import request_id as edge_request_id
+from tollway.api.openapi.surfaces import surface_docs
 from tollway.billing.biller import Hold, Settlement
 from tollway.clock import now_us
 from tollway.errors import APIError, InvalidRequest, RequestTooLarge, UpstreamStatus
 from tollway.money import format_usd
+from tollway.observe import Exchange
 from tollway.pipeline.complete import meter_body, render_body
 from tollway.pipeline.context import EndState, RequestContext
 from tollway.pipeline.relay import relay_stream
@@ -37,7 +39,7 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 def surface_route(surface: Surface) -> HTTPRouteHandler:
     """`POST /v1{surface.path}`, served by `proxy`."""
 
-    @post(f"/v1{surface.path}", status_code=200, name=surface.operation)
+    @post(f"/v1{surface.path}", status_code=200, name=surface.operation, **surface_docs(surface))
     async def handle(request: Request[Any, Any, Any]) -> Response[Any]:
         return await proxy(request, surface)
 
@@ -45,8 +47,18 @@ def surface_route(surface: Surface) -> HTTPRouteHandler:
 
 
 async def proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[Any]:
-    """`_proxy`, with every refusal in the surface's own error shape."""
-    return await in_surface_shape(surface, _proxy(request, surface))
+    """`_proxy`, with every refusal in the surface's own error shape, observed (metrics, access log)."""
+    runtime: Runtime = request.app.state.runtime
+    exchange = runtime.observer.begin(edge_request_id(request.scope), surface.operation)
+    try:
+        handling = exchange.noting_refusals(_proxy(request, surface, exchange))
+        response = await in_surface_shape(surface, handling)
+    except BaseException as exc:
+        exchange.crashed(exc)
+        raise
+    if not isinstance(response, Stream):  # a stream's exchange finishes when the stream ends
+        exchange.finish(response.status_code or 200)
+    return response
 
 
 async def in_surface_shape(surface: Surface, handling: Awaitable[Response[Any]]) -> Response[Any]:
@@ -68,12 +80,15 @@ async def in_surface_shape(surface: Surface, handling: Awaitable[Response[Any]])
     )
 
 
-async def _proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[Any]:
+async def _proxy(request: Request[Any, Any, Any], surface: Surface, exchange: Exchange) -> Response[Any]:
     runtime: Runtime = request.app.state.runtime
     headers = request.headers
     principal = await runtime.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+    exchange.principal = principal
     call = surface.parse(await request.body())
+    exchange.model, exchange.stream = call.model, call.stream
     route = runtime.router.resolve(call.model)
+    exchange.served = route.model.name
     if route.protocol != surface.protocol:
         raise InvalidRequest(
             f"The model '{route.model.name}' is served over the {route.protocol} protocol, not on "
@@ -85,8 +100,12 @@ async def _proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[
     request_id = edge_request_id(request.scope)
     started = now_us()
     hold = await runtime.biller.reserve(principal, route, call, request_id)
+    exchange.reserved()
     try:
-        upstream, response = await forward(runtime.upstream, route, call, path, passed)
+        upstream, response = await forward(
+            runtime.upstream, route, call, path, passed, failed=exchange.upstream_failed
+        )
+        exchange.upstream = upstream.name
         ctx = RequestContext(
             request_id=request_id,
             principal=principal,
@@ -98,9 +117,10 @@ async def _proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[
             price=hold.price,
         )
         if call.stream:
-            return await _stream(runtime, ctx, hold, response)
+            return await _stream(runtime, ctx, hold, response, exchange)
         payload, usage = await meter_body(ctx, response, runtime.counter)
         settled = await runtime.biller.settle(hold, ctx, "completed", usage)
+        exchange.settled(usage, settled.cost_nano)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await runtime.biller.release(hold)
@@ -117,13 +137,16 @@ async def _proxy(request: Request[Any, Any, Any], surface: Surface) -> Response[
     )
 
 
-async def _stream(runtime: Runtime, ctx: RequestContext, hold: Hold, response: Any) -> Stream:
+async def _stream(
+    runtime: Runtime, ctx: RequestContext, hold: Hold, response: Any, exchange: Exchange
+) -> Stream:
     async def on_end(ctx: RequestContext, state: EndState, usage: Usage) -> Decimal | None:
         try:
             settled: Settlement = await runtime.biller.settle(hold, ctx, state, usage)
         except Exception:
             await runtime.biller.release(hold, note="settlement failed")
             raise
+        exchange.settled(usage, settled.cost_nano)
         return settled.cost_usd
 
     relay = relay_stream(
@@ -131,12 +154,13 @@ async def _stream(runtime: Runtime, ctx: RequestContext, hold: Hold, response: A
         response,
         runtime.counter,
         runtime.upstream.scrub,
-        on_end,
+        exchange.ending(on_end),
         usage_with_choice=runtime.settings.config.server.stream_usage_chunk == "with_choice",
         shutdown=runtime.shutdown,
     )
     # Start the relay now: from here on its own cleanup settles the reservation,
     # even if the client is gone before the first chunk is sent.
     await anext(relay)
+    exchange.stream_started()
     headers = {**_SSE_HEADERS, **hold.rate_headers} if hold.rate_headers else _SSE_HEADERS
     return Stream(relay, media_type="text/event-stream", headers=headers)

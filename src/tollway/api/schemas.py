@@ -8,11 +8,14 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tollway.accounts import ApiKey, Workspace
 from tollway.clock import iso
+from tollway.errors import InvalidRequest
 from tollway.ledger import Balance, Entry
 from tollway.limits import LIMIT_FIELDS, RateLimits
-from tollway.money import format_usd
+from tollway.money import MoneyError, format_usd, parse_usd
 
 __all__ = [
+    "KEY_MONEY",
+    "WORKSPACE_MONEY",
     "BalanceRead",
     "CreditCreate",
     "EntryRead",
@@ -23,9 +26,36 @@ __all__ = [
     "WorkspaceCreate",
     "WorkspaceRead",
     "WorkspaceUpdate",
+    "patch_columns",
+    "usd_nanos",
 ]
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+
+# A PATCH body's money fields and the nano-dollar columns they set.
+KEY_MONEY = {"spend_limit_usd": "spend_limit_nano"}
+WORKSPACE_MONEY = {"low_balance_usd": "low_balance_nano"}
+
+
+def usd_nanos(value: str | None, param: str) -> int | None:
+    """A non-negative USD decimal string as nanos; None stays None (no limit)."""
+    if value is None:
+        return None
+    try:
+        return parse_usd(value)
+    except MoneyError as exc:
+        raise InvalidRequest(f"{param} {exc}.", param=param) from exc
+
+
+def patch_columns(given: dict[str, Any], money: dict[str, str]) -> dict[str, Any]:
+    """A PATCH body's fields as the columns they change (`*_usd` become nano-dollar columns)."""
+    columns = dict(given)
+    for field, column in money.items():
+        if field in columns:
+            columns[column] = usd_nanos(columns.pop(field), field)
+    return columns
+
+
 Period = Literal["total", "day", "month"]
 # Requests (per minute, or in flight) and tokens per minute; 0 refuses every request (a paused key).
 Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]

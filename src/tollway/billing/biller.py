@@ -211,6 +211,7 @@ class Biller:
             check_and_reserve,
             durable=False,
             abandoned=lambda landed: self._release_later(landed) if isinstance(landed, Hold) else None,
+            operation="reserve",
         )
         if isinstance(result, APIError):
             raise result
@@ -277,7 +278,7 @@ class Biller:
             return entry
 
         try:
-            entry = await self._ledger.transact(hold.workspace_id, debit)
+            entry = await self._ledger.transact(hold.workspace_id, debit, operation="settle")
         except IntegrityError:
             # Only possible if the reservation was already closed (released as an orphan).
             log.error("reservation %s was already closed; request not billed", hold.request_id)
@@ -302,6 +303,6 @@ class Biller:
                 await close_admission(writer.sql, hold.ticket, hold.request_id, 0)
 
         try:
-            await self._ledger.transact(hold.workspace_id, close)
+            await self._ledger.transact(hold.workspace_id, close, operation="release")
         except IntegrityError:
             log.warning("reservation %s was already closed", hold.request_id)

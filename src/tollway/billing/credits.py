@@ -83,4 +83,4 @@ async def credit(
             await alerts.after_adjustment(writer.sql, events, entry)
         return CreditResult(entry, created=True)
 
-    return await ledger.transact(workspace_id, apply)
+    return await ledger.transact(workspace_id, apply, operation="credit")

@@ -153,7 +153,7 @@ class Recovery:
                 return True
 
             try:
-                released += await self._ledger.transact(workspace_id, close)
+                released += await self._ledger.transact(workspace_id, close, operation="recover")
             except IntegrityError:
                 continue  # another reaper closed it first
         if released:

@@ -13,6 +13,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from time import perf_counter
 from typing import Any, TypeVar
 
 import asyncpg
@@ -148,8 +149,10 @@ def _entry(row: Row) -> Entry:
 
 
 class Ledger:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[str, float], None] | None = None) -> None:
         self._engine = engine
+        # Told each `transact`'s operation and duration in seconds (the ledger commit metric).
+        self._on_commit = on_commit
         self._sqlite = is_sqlite(str(engine.url))
         # SQLite money transactions run on one thread, several to a commit (see committer.py).
         database = engine.url.database
@@ -185,6 +188,24 @@ class Ledger:
         *,
         durable: bool = True,
         abandoned: Callable[[T], None] | None = None,
+        operation: str = "write",
+    ) -> T:
+        """`_transact`, timed for `on_commit` under `operation` (retries, a group commit's wait included)."""
+        if self._on_commit is None:
+            return await self._transact(workspace_id, work, durable=durable, abandoned=abandoned)
+        started = perf_counter()
+        try:
+            return await self._transact(workspace_id, work, durable=durable, abandoned=abandoned)
+        finally:
+            self._on_commit(operation, perf_counter() - started)
+
+    async def _transact(
+        self,
+        workspace_id: str,
+        work: Callable[[LedgerWriter], Awaitable[T]],
+        *,
+        durable: bool,
+        abandoned: Callable[[T], None] | None,
     ) -> T:
         """Run `work` in one write transaction, again if the engine asks for a retry.
 

@@ -27,6 +27,8 @@ class RequestContext(Struct, kw_only=True):
     price: Price
     # The model the upstream says answered, once its answer is read.
     upstream_model: str | None = None
+    # Streams: when (`time.perf_counter()`) the first bytes of the answer were relayed; 0.0 until then.
+    first_byte_at: float = 0.0
 
     @property
     def served_alias(self) -> str | None:

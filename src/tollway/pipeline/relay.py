@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
+from time import perf_counter
 
 import anyio
 import httpx
@@ -81,6 +82,8 @@ async def relay_stream(
             async for raw in chunks:
                 out, done = _relay(parser.feed(raw), meter)
                 if out:
+                    if not ctx.first_byte_at:
+                        ctx.first_byte_at = perf_counter()
                     yield out
                 if done:
                     await _drain(chunks)
@@ -88,6 +91,8 @@ async def relay_stream(
             if not done:
                 out, done = _relay(parser.close(), meter)
                 if out:
+                    if not ctx.first_byte_at:
+                        ctx.first_byte_at = perf_counter()
                     yield out
             # The meter says when the answer is whole (a finish reason, a closing usage chunk, a
             # terminal event): a stream that merely stops before that was broken off.

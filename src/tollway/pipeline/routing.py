@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 from msgspec import Struct
@@ -83,12 +83,15 @@ async def forward(
     call: Call,
     path: str,
     headers: Mapping[str, str] | None = None,
+    *,
+    failed: Callable[[UpstreamConfig, Exception], None] | None = None,
 ) -> tuple[UpstreamConfig, httpx.Response]:
     """Open the request on the first upstream that answers; later ones are fallbacks.
 
     Another upstream is tried only when nothing has reached the client yet and
     the failure is the upstream's (unreachable, timed out, 429, 5xx); a 4xx
-    about the request itself is passed straight back.
+    about the request itself is passed straight back.  `failed` hears of every
+    failed attempt (the metrics count them by upstream).
     """
     failure: Exception | None = None
     for upstream in route.upstreams:
@@ -96,6 +99,8 @@ async def forward(
         try:
             return upstream, await client.open(upstream, path, body, stream=call.stream, headers=headers)
         except (UpstreamStatus, UpstreamUnavailable, UpstreamTimeout) as exc:
+            if failed is not None:
+                failed(upstream, exc)
             if not _worth_retrying(exc):
                 raise
             failure = exc

@@ -5,6 +5,9 @@ the configuration, the price tables and the database are checked in this
 process before any worker starts, the socket is bound here, and with
 `--workers` the supervisor exits non-zero when a worker fails to start.
 "serving …" is printed once every worker accepts requests.
+
+With `--workers`, the workers share a metrics directory (`tollway.observe.workers`) made
+before they start and removed at exit; a worker gone stops counting in the live gauges.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from tollway.config import Settings
 from tollway.db import create_engine, prepare
 from tollway.errors import StartupError
+from tollway.observe import LogFormat
+from tollway.observe.workers import forget_dead, shared_metrics_dir
 from tollway.serving.logs import log_config
 from tollway.serving.shutdown import UVICORN_MARGIN
 from tollway.serving.timeouts import protocol_class
@@ -35,7 +40,16 @@ DEMO_KEY_ENV = "TOLLWAY_DEMO_KEY"
 _READY_SECONDS = 120.0
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, access_log: bool) -> int:
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    access_log: bool,
+    log_format: LogFormat | None = None,
+) -> int:
+    """Run the server; `log_format` overrides `[server] log_format`."""
     asyncio.run(_check_database(settings))
     sock = _bind(host, port)
     port = sock.getsockname()[1]
@@ -54,7 +68,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, access_log:
         "loop": "uvloop" if _has("uvloop") else "asyncio",
         "access_log": access_log,
         "log_level": "info" if access_log else "warning",
-        "log_config": log_config(),
+        "log_config": log_config(log_format or settings.config.server.log_format),
         "timeout_graceful_shutdown": server.shutdown_grace_seconds + UVICORN_MARGIN,
         "proxy_headers": False,
         "server_header": False,
@@ -75,9 +89,10 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, access_log:
     if settings.source != "<built-in defaults>":
         os.environ["TOLLWAY_CONFIG"] = os.path.abspath(settings.source)
     os.environ["TOLLWAY_PUBLIC_URL"] = public_url
-    config = uvicorn.Config("tollway.app:app_from_env", factory=True, workers=workers, **options)
-    supervisor = _Supervisor(config, [sock], banner)
-    supervisor.run()
+    with shared_metrics_dir() as metrics_dir:  # before the workers start: they inherit it
+        config = uvicorn.Config("tollway.app:app_from_env", factory=True, workers=workers, **options)
+        supervisor = _Supervisor(config, [sock], banner, metrics_dir=metrics_dir)
+        supervisor.run()
     return 1 if supervisor.failed else 0
 
 
@@ -128,10 +143,18 @@ class _Server(uvicorn.Server):
 class _Supervisor(Multiprocess):
     """uvicorn's supervisor, but a worker that fails to start makes it exit non-zero."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], banner: str) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        sockets: list[socket.socket],
+        banner: str,
+        *,
+        metrics_dir: str | None = None,
+    ) -> None:
         super().__init__(config, sockets)
         self._banner = banner
         self.failed = False
+        self._metrics_dir = metrics_dir
 
     def run(self) -> None:
         self.init_processes()
@@ -144,7 +167,14 @@ class _Supervisor(Multiprocess):
         while not self.should_exit.wait(0.5):
             self.handle_signals()
             self.keep_subprocess_alive()
+            self.forget_dead_workers()
         self.terminate_all()
         self.join_all()
         if any(p.exitcode == STARTUP_FAILURE for p in self.processes):
             self.failed = True
+
+    def forget_dead_workers(self) -> None:
+        """Workers that died, were restarted or retired no longer count in the live gauges."""
+        if self._metrics_dir is None:
+            return
+        forget_dead(self._metrics_dir, {p.pid for p in self.processes if p.pid and p.exitcode is None})
