@@ -222,9 +222,10 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="(read by scripts/bench)")
     parser.add_argument(
         "--rate-limits",
-        action="store_true",
-        help="give the bench key and workspace every rate limit (high enough never to refuse), so each "
-        "request pays for being counted",
+        choices=("none", "key-rpm", "all"),
+        default="none",
+        help="rate limits high enough never to refuse, so each request pays for being counted: "
+        "key-rpm (requests_per_minute on the key), all (all three on the key and its workspace)",
     )
     args = parser.parse_args()
     n_latency, n_stream, seconds, n_open = (100, 10, 2.0, 200) if args.quick else (400, 40, 5.0, 1000)
@@ -260,13 +261,14 @@ def main() -> None:
             json={"amount_usd": "100000"},
             headers=admin,
         )
-        limits = (
-            {"requests_per_minute": 10**9, "tokens_per_minute": 2**53 - 1, "max_concurrent": 10**6}
-            if args.rate_limits
-            else {}
-        )
-        if limits:
-            httpx.patch(f"{tollway_url}/admin/workspaces/{workspace['id']}", json=limits, headers=admin)
+        every = {"requests_per_minute": 10**9, "tokens_per_minute": 2**53 - 1, "max_concurrent": 10**6}
+        limits: dict[str, int] = {
+            "none": {},
+            "key-rpm": {"requests_per_minute": 10**9},
+            "all": every,
+        }[args.rate_limits]
+        if args.rate_limits == "all":
+            httpx.patch(f"{tollway_url}/admin/workspaces/{workspace['id']}", json=every, headers=admin)
         key = httpx.post(
             f"{tollway_url}/admin/workspaces/{workspace['id']}/keys",
             json={"name": "bench", **limits},
@@ -382,6 +384,7 @@ def main() -> None:
         },
         "rounds": args.rounds,
         "quick": args.quick,
+        "rate_limits": args.rate_limits,
         "results": results,
     }
     out = Path(args.out)

@@ -162,5 +162,5 @@ async def _stream(
     # even if the client is gone before the first chunk is sent.
     await anext(relay)
     exchange.stream_started()
-    headers = {**_SSE_HEADERS, **hold.rate_headers} if hold.rate_headers else _SSE_HEADERS
+    headers = _SSE_HEADERS if hold.admission is None else {**_SSE_HEADERS, **hold.rate_headers}
     return Stream(relay, media_type="text/event-stream", headers=headers)

@@ -29,7 +29,7 @@ from tollway.errors import (
 )
 from tollway.events import Outbox
 from tollway.ledger import Draft, Entry, Ledger, LedgerWriter, UsageRecord
-from tollway.limits import Ticket, admit, close_admission, read_config, record
+from tollway.limits import Admission, Ticket, admit, close_admission, read_config, record
 from tollway.money import NANOS_PER_USD, format_usd
 from tollway.pipeline.context import EndState, RequestContext
 from tollway.pipeline.routing import Route
@@ -55,8 +55,12 @@ class Hold(Struct, frozen=True):
     ticket: Ticket | None = None
     # The workspace's low-balance threshold as read at reservation (the settlement's first test).
     low_balance_nano: int | None = None
-    # `x-ratelimit-*` of the tightest limits in force, for the response.
-    rate_headers: dict[str, str] = {}
+    # How the rate limits admitted it: the response's `x-ratelimit-*` headers.
+    admission: Admission | None = None
+
+    @property
+    def rate_headers(self) -> dict[str, str]:
+        return {} if self.admission is None else self.admission.headers()
 
 
 class Settlement(Struct, frozen=True):
@@ -132,7 +136,7 @@ class Biller:
         async def check_and_reserve(writer: LedgerWriter) -> Hold | APIError:
             now = now_us()
             # Read under the workspace's lock: a PATCH or a revocation made by any process counts at once.
-            config = await read_config(writer.sql, key_id)
+            config = await read_config(writer.sql, key_id, workspace_id, now)
             if config is None or config.revoked:
                 raise AuthenticationFailed("Invalid API key: it is unknown or has been revoked.")
             admission = (
@@ -201,7 +205,7 @@ class Biller:
                 price,
                 ticket=admission.ticket if admission is not None else None,
                 low_balance_nano=config.low_balance_nano,
-                rate_headers=admission.headers if admission is not None else {},
+                admission=admission,
             )
 
         # Not durable on its own: a reservation lost with the machine guarded a request that died too.

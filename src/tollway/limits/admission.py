@@ -42,30 +42,54 @@ __all__ = [
 _SECOND = 1_000_000
 _WINDOW_S = WINDOW_US // _SECOND
 
+
+def _window(subject: str, column: str, windowed: str) -> str:
+    """The window's sums for one subject, read only when it has a per-minute limit."""
+    where = f"FROM rate_buckets WHERE subject = {subject} AND second > $3"
+    return ", ".join(
+        f"CASE WHEN {windowed} THEN (SELECT {aggregate} {where}) END"
+        for aggregate in ("coalesce(sum(requests), 0)", "coalesce(sum(tokens), 0)", "min(second)")
+    )
+
+
+def _open(column: str, subject: str, limit: str) -> str:
+    count = f"SELECT count(*) FROM rate_admissions WHERE {column} = {subject}"
+    return f"CASE WHEN {limit} IS NOT NULL THEN ({count}) END"
+
+
+# One statement for everything a reservation judges besides money: the key's and its workspace's
+# settings as they are now, and the counts of a subject only where it has a limit of that kind.
 _CONFIG = statement(
     "SELECT k.requests_per_minute, k.tokens_per_minute, k.max_concurrent,"
     " w.requests_per_minute, w.tokens_per_minute, w.max_concurrent,"
     " k.spend_limit_nano, k.spend_limit_period, k.revoked_at, k.spend_notified_period,"
-    " w.low_balance_nano, w.exhausted_notified"
-    " FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = $1"
-)
-_WINDOW = statement(
-    "SELECT coalesce(sum(requests), 0), coalesce(sum(tokens), 0), min(second)"
-    " FROM rate_buckets WHERE subject = $1 AND second > $2"
+    " w.low_balance_nano, w.exhausted_notified, "
+    + _window("$1", "key_id", "(k.requests_per_minute IS NOT NULL OR k.tokens_per_minute IS NOT NULL)")
+    + ", "
+    + _open("key_id", "$1", "k.max_concurrent")
+    + ", "
+    + _window("$2", "workspace_id", "(w.requests_per_minute IS NOT NULL OR w.tokens_per_minute IS NOT NULL)")
+    + ", "
+    + _open("workspace_id", "$2", "w.max_concurrent")
+    + " FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = $1 AND w.id = $2"
 )
 _BUCKETS = statement(
     "SELECT second, requests, tokens FROM rate_buckets WHERE subject = $1 AND second > $2 ORDER BY second"
 )
-_BUMP = statement(
-    "INSERT INTO rate_buckets (subject, second, requests, tokens) VALUES ($1, $2, 1, $3)"
+_BUMP_VALUES = (
     " ON CONFLICT (subject, second) DO UPDATE SET"
     " requests = rate_buckets.requests + 1, tokens = rate_buckets.tokens + excluded.tokens"
 )
-_ADJUST = statement("UPDATE rate_buckets SET tokens = tokens + $3 WHERE subject = $1 AND second = $2")
-_OPEN = {
-    "key": statement("SELECT count(*) FROM rate_admissions WHERE key_id = $1"),
-    "workspace": statement("SELECT count(*) FROM rate_admissions WHERE workspace_id = $1"),
+_BUMP = {
+    1: statement(
+        "INSERT INTO rate_buckets (subject, second, requests, tokens) VALUES ($1, $2, 1, $3)" + _BUMP_VALUES
+    ),
+    2: statement(
+        "INSERT INTO rate_buckets (subject, second, requests, tokens) VALUES ($1, $3, 1, $4), ($2, $3, 1, $4)"
+        + _BUMP_VALUES
+    ),
 }
+_ADJUST = statement("UPDATE rate_buckets SET tokens = tokens + $4 WHERE second = $3 AND subject IN ($1, $2)")
 _INSERT = statement(
     "INSERT INTO rate_admissions (request_id, workspace_id, key_id, admitted_at) VALUES ($1, $2, $3, $4)"
 )
@@ -84,14 +108,25 @@ class KeyConfig(Struct, frozen=True, kw_only=True):
     spend_notified_period: int | None
     low_balance_nano: int | None
     exhausted_notified: bool
+    key_stats: WindowStats
+    workspace_stats: WindowStats
 
     @property
     def rated(self) -> bool:
         return self.key.any or self.workspace.any
 
 
-async def read_config(sql: Sql, key_id: str) -> KeyConfig | None:
-    row = await sql.one(_CONFIG, key_id)
+def _stats(
+    requests: int | None, tokens: int | None, oldest: int | None, in_flight: int | None
+) -> WindowStats:
+    return WindowStats(
+        int(requests or 0), int(tokens or 0), None if oldest is None else int(oldest), int(in_flight or 0)
+    )
+
+
+async def read_config(sql: Sql, key_id: str, workspace_id: str, now: int) -> KeyConfig | None:
+    """The key's and workspace's settings and, where a limit is set, its counts: one statement."""
+    row = await sql.one(_CONFIG, key_id, workspace_id, now // _SECOND - _WINDOW_S)
     if row is None:
         return None
     return KeyConfig(
@@ -103,6 +138,8 @@ async def read_config(sql: Sql, key_id: str) -> KeyConfig | None:
         spend_notified_period=row[9],
         low_balance_nano=row[10],
         exhausted_notified=bool(row[11]),
+        key_stats=_stats(row[12], row[13], row[14], row[15]),
+        workspace_stats=_stats(row[16], row[17], row[18], row[19]),
     )
 
 
@@ -113,30 +150,25 @@ class Ticket(Struct, frozen=True):
     tokens: int  # the bound it was admitted with
     subjects: tuple[str, ...]  # whose buckets counted it
     in_flight: bool  # whether it has a rate_admissions row
+    # Whether a tokens-per-minute limit was in force: only then does settlement move the buckets'
+    # tokens from the bound to the actual count.
+    metered: bool = True
 
 
 class Admission(Struct, frozen=True):
-    """The request may go on: what to record, and the `x-ratelimit-*` headers of the tightest limits."""
+    """The request may go on: what to record, and what its `x-ratelimit-*` headers are made from."""
 
     ticket: Ticket
-    headers: dict[str, str]
+    judged: list[tuple[RateLimits, WindowStats, Verdict]]
+    now: int
+
+    def headers(self) -> dict[str, str]:
+        """The headers of the tightest limits in force (built on the event loop, not under the lock)."""
+        return _headers(self.judged, self.now)
 
 
 def _windowed(limits: RateLimits) -> bool:
     return limits.requests_per_minute is not None or limits.tokens_per_minute is not None
-
-
-async def _stats(sql: Sql, scope: str, subject: str, limits: RateLimits, now_s: int) -> WindowStats:
-    requests = tokens = in_flight = 0
-    oldest = None
-    if _windowed(limits):
-        row = await sql.one(_WINDOW, subject, now_s - _WINDOW_S)
-        if row is not None:
-            requests, tokens, oldest = int(row[0]), int(row[1]), row[2]
-    if limits.max_concurrent is not None:
-        row = await sql.one(_OPEN[scope], subject)
-        in_flight = 0 if row is None else int(row[0])
-    return WindowStats(requests, tokens, None if oldest is None else int(oldest), in_flight)
 
 
 async def _wait_us(
@@ -183,13 +215,12 @@ async def admit(
     """Judge one more request of up to `tokens` tokens: raise `RateLimitExceeded`, or admit it."""
     now_s = now // _SECOND
     judged: list[tuple[RateLimits, WindowStats, Verdict]] = []
-    for scope, subject, limits in (
-        ("key", key_id, config.key),
-        ("workspace", workspace_id, config.workspace),
+    for scope, subject, limits, stats in (
+        ("key", key_id, config.key, config.key_stats),
+        ("workspace", workspace_id, config.workspace, config.workspace_stats),
     ):
         if not limits.any:
             continue
-        stats = await _stats(sql, scope, subject, limits, now_s)
         verdict = judge(scope, limits, stats, tokens)
         if verdict.refused is not None:
             raise _refusal(verdict, await _wait_us(sql, subject, limits, stats, verdict, tokens, now))
@@ -200,7 +231,8 @@ async def admit(
         if _windowed(limits)
     )
     in_flight = config.key.max_concurrent is not None or config.workspace.max_concurrent is not None
-    return Admission(Ticket(now_s, tokens, subjects, in_flight), _headers(judged, now))
+    metered = config.key.tokens_per_minute is not None or config.workspace.tokens_per_minute is not None
+    return Admission(Ticket(now_s, tokens, subjects, in_flight, metered), judged, now)
 
 
 def _headers(judged: list[tuple[RateLimits, WindowStats, Verdict]], now: int) -> dict[str, str]:
@@ -228,17 +260,20 @@ def _reset(stats: WindowStats, now: int) -> int:
 
 async def record(sql: Sql, ticket: Ticket, request_id: str, workspace_id: str, key_id: str, now: int) -> None:
     """The admitted request's share of its subjects' buckets (and its in-flight row), with its reservation."""
-    for subject in ticket.subjects:
-        await sql.run(_BUMP, subject, ticket.second, ticket.tokens)
+    subjects = ticket.subjects
+    if len(subjects) == 2:
+        await sql.run(_BUMP[2], subjects[0], subjects[1], ticket.second, ticket.tokens)
+    elif subjects:
+        await sql.run(_BUMP[1], subjects[0], ticket.second, ticket.tokens)
     if ticket.in_flight:
         await sql.run(_INSERT, request_id, workspace_id, key_id, now)
 
 
 async def close_admission(sql: Sql, ticket: Ticket, request_id: str, used_tokens: int) -> None:
     """The request ended: it counts the tokens it used, and no longer counts as in flight."""
-    if used_tokens != ticket.tokens:
-        for subject in ticket.subjects:
-            await sql.run(_ADJUST, subject, ticket.second, used_tokens - ticket.tokens)
+    subjects = ticket.subjects
+    if ticket.metered and used_tokens != ticket.tokens and subjects:
+        await sql.run(_ADJUST, subjects[0], subjects[-1], ticket.second, used_tokens - ticket.tokens)
     if ticket.in_flight:
         await sql.run(_DELETE, request_id)
 
