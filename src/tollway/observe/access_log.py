@@ -2,8 +2,9 @@
 
 A request's line is an `AccessEntry` carried as the log record's message: the
 request path builds it (a few attribute writes) and hands the record to a
-`QueueHandler`; a `QueueListener` thread formats it (text or JSON) and writes
-it, so a slow stdout never stalls the event loop.  An entry holds identifiers,
+`QueueHandler`; a writer thread wakes every 0.1 s, formats what is queued
+(text or JSON) and writes it in one write, so a slow stdout never stalls the
+event loop and the thread does not contend for the GIL on every request.  An entry holds identifiers,
 counts and the cost, never a prompt, a completion or a key.
 
 `tollway serve` installs it through uvicorn's logging dictConfig
@@ -18,6 +19,7 @@ import logging.handlers
 import queue
 import re
 import sys
+import threading
 import time
 from typing import IO, Any, Literal
 
@@ -124,27 +126,82 @@ class JsonFormatter(logging.Formatter):
         return _encode(head).decode()
 
 
+# How often the writer thread wakes to write what is queued.  Waking per record instead made the
+# thread contend for the GIL with the event loop on every request: ~100 µs of CPU per request
+# under load, against ~9 µs to format and write a line.
+FLUSH_SECONDS = 0.1
+
+
+class _BatchWriter(threading.Thread):
+    """Every `FLUSH_SECONDS`, formats what is queued and writes it to the target in one write."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord], target: logging.Handler) -> None:
+        super().__init__(name="tollway-access-log", daemon=True)
+        self._records = records
+        self._target = target
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(FLUSH_SECONDS):
+            self.drain()
+        self.drain()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+    def drain(self) -> None:
+        batch: list[logging.LogRecord] = []
+        try:
+            while True:
+                batch.append(self._records.get_nowait())
+        except queue.Empty:
+            pass
+        target = self._target
+        batch = [record for record in batch if record.levelno >= target.level]
+        if not batch:
+            return
+        if not isinstance(target, logging.StreamHandler):
+            for record in batch:
+                target.handle(record)
+            return
+        lines = []
+        for record in batch:
+            try:
+                lines.append(target.format(record) + target.terminator)
+            except Exception:
+                target.handleError(record)
+        target.acquire()
+        try:
+            target.stream.write("".join(lines))
+            target.flush()
+        except Exception:
+            target.handleError(batch[-1])
+        finally:
+            target.release()
+
+
 class QueuedHandler(logging.handlers.QueueHandler):
-    """Hands records to its own listener thread, which formats and writes them."""
+    """Hands records to its own writer thread, which formats and writes them in batches."""
 
     def __init__(self, target: logging.Handler) -> None:
         records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         super().__init__(records)
-        self._listener = logging.handlers.QueueListener(records, target, respect_handler_level=True)
+        self._writer = _BatchWriter(records, target)
         self._target = target
-        self._listener.start()
+        self._writer.start()
         self._running = True
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         # The stock handler formats here, on the caller's thread (to pickle for another process);
-        # the listener is a thread of this process, so the record goes as it is.
+        # the writer is a thread of this process, so the record goes as it is.
         return record
 
     def close(self) -> None:
         """Write what is queued, then stop the thread (logging.shutdown calls this at exit)."""
         if self._running:
             self._running = False
-            self._listener.stop()
+            self._writer.stop()
         self._target.close()
         super().close()
 
