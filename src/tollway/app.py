@@ -24,6 +24,7 @@ from tollway.api.proxy import surface_route
 from tollway.api.public import get_model, health, list_models
 from tollway.api.usage import credits_daily, credits_log, credits_stats, usage_record, usage_summary
 from tollway.config import BUILTIN_DEMO, Settings, load_settings
+from tollway.console import console_routes
 from tollway.errors import TollwayError
 from tollway.mock_upstream import create_app as create_demo_upstream
 from tollway.mock_upstream import quiet_scripted_cuts
@@ -91,6 +92,7 @@ def create_app(
         credits_stats,
         credits_daily,
         credits_log,
+        *console_routes(),
     ]
     if uses_demo:
         handlers.append(create_demo_mount(demo_key))

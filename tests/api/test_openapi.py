@@ -36,6 +36,7 @@ from tollway.surfaces.responses import ResponsesRequest
 pytestmark = pytest.mark.filterwarnings("ignore:.*declared using deprecated inferred style")
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+HTML_PAGES = ("/console", "/portal")
 ERROR_SCHEMAS = {"#/components/schemas/ErrorResponse", "#/components/schemas/AnthropicErrorResponse"}
 
 
@@ -69,9 +70,10 @@ def fixture_doc(app: Any) -> dict[str, Any]:
 
 
 def routes(app: Any) -> Iterator[tuple[str, str, HTTPRoute]]:
-    """(method, path, route) of every route a client can call, as the document must name them."""
+    """(method, path, route) of every API route a client can call, as the document must name them."""
     for route in litestar_of(app).routes:
-        if not isinstance(route, HTTPRoute) or route.path.startswith((DEMO_MOUNT, "/schema")):
+        # The console's and the portal's HTML pages are kept out of the document on purpose.
+        if not isinstance(route, HTTPRoute) or route.path.startswith((DEMO_MOUNT, "/schema", *HTML_PAGES)):
             continue
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):  # Edge answers both itself
             yield method, route.path_format, route

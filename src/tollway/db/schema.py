@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 __all__ = [
     "api_keys",
+    "console_sessions",
     "event_deliveries",
     "events",
     "instances",
@@ -219,3 +220,21 @@ event_deliveries = Table(
 )
 
 Index("ix_deliveries_due", event_deliveries.c.state, event_deliveries.c.next_attempt_at)
+
+# Sign-in sessions of /console and /portal: the cookie's id is stored as its SHA-256 only.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("workspace_id", String(40), nullable=True),
+    Column("key_id", String(40), nullable=True),
+    Column("token_digest", String(64), nullable=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+Index("ix_console_sessions_key", console_sessions.c.key_id)
+Index("ix_console_sessions_expires", console_sessions.c.expires_at)

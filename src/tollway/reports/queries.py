@@ -11,12 +11,12 @@ from msgspec import Struct
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tollway.db.schema import usage_daily, usage_records
+from tollway.db.schema import ledger_entries, usage_daily, usage_records
 from tollway.ledger.record import UsageRecord
 from tollway.ledger.rollup import SUMMED
 from tollway.reports.params import US_PER_DAY, Filters, Period
 
-__all__ = ["Totals", "daily", "find_record", "log_page", "summarize"]
+__all__ = ["Totals", "daily", "daily_by_model", "find_record", "key_spend", "log_page", "summarize"]
 
 _U = usage_records.c
 _D = usage_daily.c
@@ -140,3 +140,36 @@ async def find_record(conn: AsyncConnection, workspace_id: str | None, request_i
         query = query.where(_U.workspace_id == workspace_id)
     row = (await conn.execute(query)).mappings().first()
     return None if row is None else _record(row)
+
+
+async def daily_by_model(
+    conn: AsyncConnection, workspace_id: str, first_day: int, end_day: int
+) -> dict[tuple[int, str], Totals]:
+    """Totals per (UTC day number, model) in [first_day, end_day), from the rollup alone (the charts)."""
+    query = (
+        select(_D.day, _D.model, *(func.sum(_D[name]) for name in SUMMED))
+        .where(_D.workspace_id == workspace_id, _D.day >= first_day, _D.day < end_day)
+        .group_by(_D.day, _D.model)
+    )
+    cells: dict[tuple[int, str], Totals] = {}
+    for row in (await conn.execute(query)).all():
+        cells.setdefault((int(row[0]), str(row[1])), Totals()).add(row[2:])
+    return cells
+
+
+async def key_spend(conn: AsyncConnection, key_id: str, since_us: int | None) -> int:
+    """A key's settled spend (nano-USD) since `since_us` (None: all time), as its spend limit counts it."""
+    entries = ledger_entries.c
+    latest = (
+        select(entries.key_spent_nano).where(entries.key_id == key_id).order_by(entries.id.desc()).limit(1)
+    )
+    spent = int((await conn.execute(latest)).scalar_one_or_none() or 0)
+    if since_us is None or spent == 0:
+        return spent
+    before = (
+        select(entries.key_spent_nano)
+        .where(entries.key_id == key_id, entries.created_at < since_us)
+        .order_by(entries.created_at.desc(), entries.id.desc())
+        .limit(1)
+    )
+    return spent - int((await conn.execute(before)).scalar_one_or_none() or 0)
