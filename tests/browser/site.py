@@ -6,11 +6,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.chromium import DESKTOP
@@ -98,7 +98,19 @@ class Site:
         return self.status()
 
     def wait_for_new_page(self, old: WebElement) -> None:
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
+        def gone(_: object) -> bool:
+            try:
+                old.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as exc:
+                # chromedriver sometimes reports a node of the page being replaced this way instead.
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
+            return False
+
+        WebDriverWait(self.driver, 15).until(gone)
         WebDriverWait(self.driver, 15).until(
             lambda d: d.execute_script("return document.readyState") == "complete"
         )
