@@ -123,8 +123,8 @@ async def test_thirty_concurrent_requests_admit_exactly_the_limit(tollway: Tollw
 
 async def test_max_concurrent_holds_while_requests_are_in_flight(tollway: Tollway) -> None:
     account = limited_account(tollway, "concurrent", max_concurrent=3)
-    # Each admitted request waits 1.5 s for the mock's headers, so all 30 are judged while 3 are open.
-    responses = await burst(tollway, account.key, 30, mock={"headers_delay_ms": 1500})
+    # Each admitted request waits 3 s for the mock's headers, so all 30 are judged while 3 are open.
+    responses = await burst(tollway, account.key, 30, mock={"headers_delay_ms": 3000})
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 3 and statuses.count(429) == 27
     assert {r.headers["retry-after"] for r in responses if r.status_code == 429} == {"1"}
@@ -209,7 +209,7 @@ async def test_with_two_workers_the_count_is_exact(mock: Mock, tmp_path: Path) -
         statuses = [r.status_code for r in await burst(server, account.key, 30)]
         assert statuses.count(200) == 10 and statuses.count(429) == 20
         concurrent = limited_account(server, "workers-concurrent", max_concurrent=4)
-        responses = await burst(server, concurrent.key, 30, mock={"headers_delay_ms": 1500})
+        responses = await burst(server, concurrent.key, 30, mock={"headers_delay_ms": 3000})
         assert [r.status_code for r in responses].count(200) == 4
         assert server.db.rows("select count(*) from instances") == [(2,)]  # two workers, one count
         result = server.cli("ledger", "verify", "--config", str(server.config))
