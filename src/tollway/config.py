@@ -12,15 +12,14 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta, Struct, field
 
 from tollway.clock import now_us
 from tollway.errors import ConfigError
-from tollway.events import EVENT_TYPES
 from tollway.pricing import PriceBook, bundled_pricing_dir, check_served, load_price_book
+from tollway.webhook_config import WebhookConfig, validate_webhooks, webhook_secrets
 
 __all__ = [
     "BUILTIN_DEMO",
@@ -146,28 +145,6 @@ class ModelConfig(Struct, forbid_unknown_fields=True, kw_only=True):
         return self.upstream_model or self.name
 
 
-class WebhookConfig(Struct, forbid_unknown_fields=True, kw_only=True):
-    """A receiver of events (SPEC §7); its URL names it, in the database too."""
-
-    url: str
-    # The environment variable holding the signing secret; the secret itself is never in the file.
-    secret_env: str
-    # Event types it receives (tollway.events.EVENT_TYPES); "*" stands for all of them.
-    events: list[str]
-    # One attempt's whole budget: connecting, sending and the response's status line.
-    timeout_seconds: Annotated[float, Meta(gt=0, le=300)] = 10.0
-    # Attempts before a delivery is given up (state "failed").
-    max_attempts: Annotated[int, Meta(ge=1, le=1000)] = 20
-    # The n-th retry waits retry_base_seconds * 2**(n-1), at most retry_max_seconds, less up to a
-    # quarter at random.  Tests lower the base; receivers are better served by the defaults.
-    retry_base_seconds: Annotated[float, Meta(gt=0, le=3600)] = 1.0
-    retry_max_seconds: Annotated[float, Meta(gt=0, le=86_400)] = 600.0
-
-    @property
-    def event_types(self) -> frozenset[str]:
-        return frozenset(EVENT_TYPES) if "*" in self.events else frozenset(self.events)
-
-
 def _demo_upstreams() -> list[UpstreamConfig]:
     return [
         UpstreamConfig(name="demo", base_url=BUILTIN_DEMO),
@@ -252,7 +229,7 @@ def load_settings(path: str | None = None, environ: Mapping[str, str] | None = N
         prices=_prices(config, path),
         admin_token=env.get("TOLLWAY_ADMIN_TOKEN") or env.get(config.admin.token_env) or None,
         upstream_keys=_resolve_keys(config, source, env),
-        webhook_secrets=_resolve_webhook_secrets(config, source, env),
+        webhook_secrets=webhook_secrets(config.webhooks, source, env),
     )
 
 
@@ -325,42 +302,11 @@ def _validate(config: Config, source: str) -> None:
             raise fail(entry, f"encoding must be one of {', '.join(KNOWN_ENCODINGS)}")
     if config.ledger.dead_after_seconds < 2 * config.ledger.heartbeat_seconds:
         raise ConfigError(f"{source}: [ledger] dead_after_seconds must be at least twice heartbeat_seconds")
-    _validate_webhooks(config, source)
+    validate_webhooks(config.webhooks, source)
     if not config.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ConfigError(
             f"{source}: [database] url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
         )
-
-
-def _validate_webhooks(config: Config, source: str) -> None:
-    urls: set[str] = set()
-    for i, hook in enumerate(config.webhooks):
-        entry = f"{source}: [[webhooks]] #{i + 1}"  # the url is named once known to hold no password
-        try:
-            parts = urlsplit(hook.url)
-            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-        except ValueError:  # a port out of range, an unbalanced [
-            valid = False
-        if not valid or parts.fragment or any(c.isspace() for c in hook.url):
-            raise ConfigError(f"{entry}: url must be an http:// or https:// URL with a host")
-        if parts.username is not None or parts.password is not None:
-            raise ConfigError(f"{entry}: url must not carry credentials; receivers check the signature")
-        entry += f" ({hook.url!r})"
-        if hook.url in urls:
-            raise ConfigError(f"{entry}: duplicate webhook url")
-        urls.add(hook.url)
-        if not hook.secret_env:
-            raise ConfigError(f"{entry}: secret_env must name an environment variable")
-        if not hook.events:
-            raise ConfigError(f'{entry}: events must name at least one event type (or "*")')
-        for name in hook.events:
-            if name != "*" and name not in EVENT_TYPES:
-                raise ConfigError(
-                    f"{entry}: events: {name!r} is not an event type; "
-                    f'known: {", ".join(EVENT_TYPES)} (or "*" for all)'
-                )
-        if hook.retry_max_seconds < hook.retry_base_seconds:
-            raise ConfigError(f"{entry}: retry_max_seconds must be at least retry_base_seconds")
 
 
 def _prices(config: Config, path: str | None) -> PriceBook:
@@ -388,16 +334,3 @@ def _resolve_keys(config: Config, source: str, env: Mapping[str, str]) -> dict[s
             )
         keys[up.name] = value
     return keys
-
-
-def _resolve_webhook_secrets(config: Config, source: str, env: Mapping[str, str]) -> dict[str, str]:
-    secrets: dict[str, str] = {}
-    for i, hook in enumerate(config.webhooks):
-        value = env.get(hook.secret_env)
-        if not value:
-            raise ConfigError(
-                f"{source}: [[webhooks]] #{i + 1} ({hook.url!r}): "
-                f"environment variable {hook.secret_env} (secret_env) is not set"
-            )
-        secrets[hook.url] = value
-    return secrets

@@ -121,35 +121,17 @@ class UsageTotals(Struct, kw_only=True):
     cost_usd: str
 
 
-class UsageRow(Struct, kw_only=True):
+class UsageRow(UsageTotals, kw_only=True):
     """The totals of one surface (`operation_type`) and model."""
 
     operation_type: str
     model: str
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    cache_write_1h_tokens: int
-    reasoning_tokens: int
-    calls: int
-    cost_usd: str
 
 
-class WorkspaceUsageRow(Struct, kw_only=True):
+class WorkspaceUsageRow(UsageRow, kw_only=True):
     """The totals of one workspace, surface and model."""
 
     workspace_id: str
-    operation_type: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    cache_write_1h_tokens: int
-    reasoning_tokens: int
-    calls: int
-    cost_usd: str
     workspace_name: str | None
 
 

@@ -43,7 +43,7 @@ _SECOND = 1_000_000
 _WINDOW_S = WINDOW_US // _SECOND
 
 
-def _window(subject: str, column: str, windowed: str) -> str:
+def _window(subject: str, windowed: str) -> str:
     """The window's sums for one subject, read only when it has a per-minute limit."""
     where = f"FROM rate_buckets WHERE subject = {subject} AND second > $3"
     return ", ".join(
@@ -64,11 +64,11 @@ _CONFIG = statement(
     " w.requests_per_minute, w.tokens_per_minute, w.max_concurrent,"
     " k.spend_limit_nano, k.spend_limit_period, k.revoked_at, k.spend_notified_period,"
     " w.low_balance_nano, w.exhausted_notified, "
-    + _window("$1", "key_id", "(k.requests_per_minute IS NOT NULL OR k.tokens_per_minute IS NOT NULL)")
+    + _window("$1", "(k.requests_per_minute IS NOT NULL OR k.tokens_per_minute IS NOT NULL)")
     + ", "
     + _open("key_id", "$1", "k.max_concurrent")
     + ", "
-    + _window("$2", "workspace_id", "(w.requests_per_minute IS NOT NULL OR w.tokens_per_minute IS NOT NULL)")
+    + _window("$2", "(w.requests_per_minute IS NOT NULL OR w.tokens_per_minute IS NOT NULL)")
     + ", "
     + _open("workspace_id", "$2", "w.max_concurrent")
     + " FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = $1 AND w.id = $2"
