@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import signal
 import socket
 import subprocess
@@ -398,7 +399,36 @@ def test_oversized_head_is_refused_with_status(server: Server, payload: bytes, s
         result = read_all(sock)
     assert result.closed
     assert status_of(result.data) == status
-    assert b"connection: close" in result.data.lower()
+    head, _, body = result.data.partition(b"\r\n\r\n")
+    assert b"connection: close" in head.lower()
+    assert re.search(rb"\r\nx-request-id: req_[0-9a-f]{24}\r\n", head)
+    code = {414: "uri_too_long", 431: "request_headers_too_large"}[status]
+    assert json.loads(body)["error"] == {
+        "message": timeouts._REASONS[status][0],
+        "type": "invalid_request_error",
+        "param": None,
+        "code": code,
+    }
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", id="space-in-name"),
+        pytest.param(b"NOT HTTP AT ALL\r\n\r\n", id="garbage"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", id="negative-length"),
+    ],
+)
+def test_malformed_request_gets_a_json_400_with_a_request_id(server: Server, payload: bytes) -> None:
+    with server.connect() as sock:
+        sock.sendall(payload)
+        result = read_all(sock)
+    assert result.closed
+    assert status_of(result.data) == 400
+    head, _, body = result.data.partition(b"\r\n\r\n")
+    assert re.search(rb"\r\nx-request-id: req_[0-9a-f]{24}\r\n", head)
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["code"] == "invalid_http_request"
 
 
 @pytest.mark.parametrize(

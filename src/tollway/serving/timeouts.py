@@ -15,7 +15,9 @@ What the protocol does with each kind of input:
 * a URL over `max_url_bytes` (16 KiB): `414`; more than `max_header_count`
   (256) header lines, trailers included, more than `max_head_bytes` (64 KiB) of
   request line and headers, or more than that read while a header section is
-  unfinished (one huge header, or trailers): `431`; then close.  What is held
+  unfinished (one huge header, or trailers): `431`; bytes httptools cannot
+  parse: `400` (uvicorn's own answer is plain text); then close.  Every one of
+  these is OpenAI-shaped JSON with an `x-request-id`, like the app's answers.  What is held
   for a refused head never exceeds the limit plus one socket read.
 * any of those while an earlier request of the same connection is still being
   answered (HTTP pipelining): that response is never cut; the connection stops
@@ -43,6 +45,8 @@ from typing import Any, Final
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from tollway.keys import new_id
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -90,6 +94,7 @@ class _Refused(Exception):
 
 
 _REASONS: Final = {
+    400: ("The request is not valid HTTP/1.1.", "invalid_http_request"),
     408: ("The request head was not received in time.", "request_timeout"),
     414: ("The request URL is longer than this server accepts.", "uri_too_long"),
     431: ("The request headers are larger than this server accepts.", "request_headers_too_large"),
@@ -211,12 +216,10 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn's answer to any parser error, including the _Refused raised above.
+        # uvicorn's answer to any parser error, including the _Refused raised above; uvicorn's
+        # own is plain text without a request id, so it is answered here like the refusals.
         status, self._refusal = self._refusal, None
-        if status is None:
-            super().send_400_response(msg)
-        else:
-            self._refuse(status)
+        self._refuse(400 if status is None else status)
 
     # Deadline and refusals
 
@@ -263,6 +266,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             [
                 b"content-type: application/json\r\n",
                 b"content-length: %d\r\n" % len(body),
+                b"x-request-id: %s\r\n" % new_id("req").encode(),
                 b"connection: close\r\n\r\n",
                 body,
             ]
