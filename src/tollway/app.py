@@ -20,7 +20,7 @@ from tollway.api.edge import Edge
 from tollway.api.errors import exception_handlers
 from tollway.api.metrics import metrics
 from tollway.api.openapi import openapi_config
-from tollway.api.proxy import surface_route
+from tollway.api.proxy import SurfaceApp, SurfaceRoutes, surface_route
 from tollway.api.public import get_model, health, list_models
 from tollway.api.usage import credits_daily, credits_log, credits_stats, usage_record, usage_summary
 from tollway.config import BUILTIN_DEMO, Settings, load_settings
@@ -75,11 +75,12 @@ def create_app(
                 raise
             yield
 
+    surfaces = SurfaceApp(server.max_request_bytes)
     handlers: list[object] = [
         health,
         list_models,
         get_model,
-        *(surface_route(surface) for surface in SURFACES),
+        *(surface_route(surface, surfaces) for surface in SURFACES),
         count_tokens,
         pricing,
         balance,
@@ -105,7 +106,10 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    edge = Edge(BodyTimeout(app, body_timeout=server.body_timeout), cors_origins=server.cors_origins)
+    surfaces.state = app.state  # where the lifespan puts the runtime
+    # The model surfaces skip the framework (see api/proxy.py); Litestar serves every other route.
+    routed = SurfaceRoutes(surfaces, SURFACES, app)
+    edge = Edge(BodyTimeout(routed, body_timeout=server.body_timeout), cors_origins=server.cors_origins)
     edge.startup_failures = failures
     return edge
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -239,3 +240,37 @@ def test_client_disconnect_cancels_the_upstream(tollway: Tollway, key: str, mock
     after = mock.stats()
     assert after["streams_cancelled"] == before["streams_cancelled"] + 1
     assert after["active_streams"] == before["active_streams"]
+
+
+def test_a_chunked_body_over_the_limit_is_413_at_no_cost(tollway: Tollway, key: str) -> None:
+    """No Content-Length to refuse up front: the body is counted as it arrives."""
+    piece = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + b"x" * 60_000
+
+    def chunks() -> Any:
+        yield piece
+        yield b"y" * 10_000 + b'"}]}'
+
+    response = httpx.post(
+        f"{tollway.url}/v1/chat/completions",
+        content=chunks(),
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "request_too_large"
+    assert response.headers["x-request-id"].startswith("req_")
+
+
+def test_a_trailing_slash_reaches_the_same_pipeline(tollway: Tollway, key: str) -> None:
+    """The framework's door to a surface (a path it normalises) serves and bills like the hot one."""
+    response = httpx.post(
+        f"{tollway.url}/v1/chat/completions/",
+        json={"model": "gpt-4o-mini", "messages": HI, "max_tokens": 5},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["usage"]["completion_tokens"] == 5
+    assert Decimal(response.headers["x-request-cost"]) == Decimal(str(body["usage"]["cost"])) > 0
+    assert response.headers["x-tokens-used"] == str(body["usage"]["total_tokens"])

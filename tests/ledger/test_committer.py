@@ -4,6 +4,7 @@ modes, and a caller that goes away mid-write.  Always SQLite: the committer is S
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -117,21 +118,40 @@ async def test_a_failing_job_takes_nothing_else_down(
     assert (await verify_ledger(sqlite_engine)).ok
 
 
-async def test_reservations_alone_commit_without_waiting_for_the_disk(tmp_path: Path) -> None:
+async def test_reservations_alone_commit_without_waiting_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = create_engine(sqlite_url(tmp_path / "sync.db"))
     await upgrade(engine)
     committer = GroupCommitter(str(tmp_path / "sync.db"))
     pragma = Statement(postgresql="", sqlite="PRAGMA synchronous")
+    insert = Statement(
+        postgresql="",
+        sqlite="INSERT INTO instances (id, host, pid, started_at, heartbeat_at) VALUES (?, 1, 1, 0, 0)",
+    )
+    synced: list[int] = []
+    real_fdatasync = os.fdatasync
 
-    async def level(sql: Sql) -> int:
+    def fdatasync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fdatasync(fd)
+
+    async def level(sql: Sql, name: str) -> int:
+        await sql.run(insert, name)
         row = await sql.one(pragma)
         assert row is not None
         return int(row[0])
 
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    wal = tmp_path / "sync.db-wal"
     try:
-        assert await committer.run(level, durable=False) == 1  # NORMAL
-        assert await committer.run(level) == 2  # FULL
-        assert await committer.run(level, durable=False) == 1
+        # The connection stays NORMAL; a durable commit syncs the WAL itself once COMMIT is done.
+        assert await committer.run(lambda sql: level(sql, "a"), durable=False) == 1
+        assert synced == [] and committer.syncs == 0
+        assert await committer.run(lambda sql: level(sql, "b")) == 1
+        assert synced == [wal.stat().st_ino] and committer.syncs == 1
+        assert await committer.run(lambda sql: level(sql, "c"), durable=False) == 1
+        assert committer.syncs == 1 and committer.commits == 3
     finally:
         committer.close()
         await engine.dispose()
