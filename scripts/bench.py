@@ -1,12 +1,17 @@
 """tollway's benchmark: every scenario direct-to-mock and through tollway, interleaved in rounds.
 
     scripts/bench [--rounds 5] [--quick] [--out bench-results] [--postgres URL | --no-postgres]
+                  [--baseline SRC] [--rate-limits none|key-rpm|all]
 
 Starts `tollway mock-upstream` and `tollway serve` (billing on, SQLite in a
 temporary folder) as separate processes on loopback and drives them from
 this process. Each round measures the mock directly and then tollway in
 front of it, so both see the same machine state; the report gives the
 median over rounds of each figure and of the difference (tollway - direct).
+`--baseline SRC` runs a second tollway from another source tree (e.g. a
+`git worktree` of an earlier commit, its `src` folder) beside the first,
+in front of the same mock, measured in the same rounds right after it:
+its figures are reported as `baseline_*`, with ratios to this tree's.
 Then it times reserve + settle with 1,000 and 1,000,000 prior ledger entries
 in the workspace (`bench_ledger.py`), on SQLite and, given `--postgres` (the
 `scripts/bench` wrapper starts a throwaway server when PostgreSQL is
@@ -211,6 +216,39 @@ def write_config(folder: Path, mock_url: str, database_url: str) -> Path:
     return config
 
 
+def start_tollway(
+    home: Path, mock_url: str, env: dict[str, str], src: str | None, rate_limits: str
+) -> tuple[subprocess.Popen[bytes], Target]:
+    """`tollway serve` in `home` (from the source tree `src`, else this one), a funded workspace and a key."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(home, mock_url, f"sqlite+aiosqlite:///{home / 'bench.db'}")
+    if src is not None:
+        env = {**env, "PYTHONPATH": str(Path(src).resolve())}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tollway", "serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=home,
+    )
+    wait(f"{url}/health")
+    admin = {"authorization": "Bearer bench"}
+    workspace = httpx.post(f"{url}/admin/workspaces", json={"name": "bench"}, headers=admin).json()
+    httpx.post(
+        f"{url}/admin/workspaces/{workspace['id']}/credits", json={"amount_usd": "100000"}, headers=admin
+    )
+    every = {"requests_per_minute": 10**9, "tokens_per_minute": 2**53 - 1, "max_concurrent": 10**6}
+    rpm = {"requests_per_minute": 10**9}
+    limits: dict[str, int] = {"none": {}, "key-rpm": rpm, "all": every}[rate_limits]
+    if rate_limits == "all":
+        httpx.patch(f"{url}/admin/workspaces/{workspace['id']}", json=every, headers=admin)
+    key = httpx.post(
+        f"{url}/admin/workspaces/{workspace['id']}/keys", json={"name": "bench", **limits}, headers=admin
+    ).json()["key"]
+    return server, Target(home.name, url, key)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -227,13 +265,17 @@ def main() -> None:
         help="rate limits high enough never to refuse, so each request pays for being counted: "
         "key-rpm (requests_per_minute on the key), all (all three on the key and its workspace)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="another tollway source tree (its src folder) to measure side by side, as `baseline`",
+    )
     args = parser.parse_args()
     n_latency, n_stream, seconds, n_open = (100, 10, 2.0, 200) if args.quick else (400, 40, 5.0, 1000)
 
     folder = Path(tempfile.mkdtemp(prefix="tollway-bench-"))
-    mock_port, tollway_port = free_port(), free_port()
-    mock_url, tollway_url = f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{tollway_port}"
-    config = write_config(folder, mock_url, f"sqlite+aiosqlite:///{folder / 'bench.db'}")
+    mock_port = free_port()
+    mock_url = f"http://127.0.0.1:{mock_port}"
     env = {**os.environ, "TOLLWAY_ADMIN_TOKEN": "bench"}
     run = [sys.executable, "-m", "tollway"]
     mock = subprocess.Popen(
@@ -242,76 +284,57 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    server = subprocess.Popen(
-        [*run, "serve", "--config", str(config), "--port", str(tollway_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=folder,
-    )
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    sources = {"tollway": None} if args.baseline is None else {"tollway": None, "baseline": args.baseline}
     try:
         wait(f"{mock_url}/mock/stats")
-        wait(f"{tollway_url}/health")
-        admin = {"authorization": "Bearer bench"}
-        workspace = httpx.post(
-            f"{tollway_url}/admin/workspaces", json={"name": "bench"}, headers=admin
-        ).json()
-        httpx.post(
-            f"{tollway_url}/admin/workspaces/{workspace['id']}/credits",
-            json={"amount_usd": "100000"},
-            headers=admin,
-        )
-        every = {"requests_per_minute": 10**9, "tokens_per_minute": 2**53 - 1, "max_concurrent": 10**6}
-        limits: dict[str, int] = {
-            "none": {},
-            "key-rpm": {"requests_per_minute": 10**9},
-            "all": every,
-        }[args.rate_limits]
-        if args.rate_limits == "all":
-            httpx.patch(f"{tollway_url}/admin/workspaces/{workspace['id']}", json=every, headers=admin)
-        key = httpx.post(
-            f"{tollway_url}/admin/workspaces/{workspace['id']}/keys",
-            json={"name": "bench", **limits},
-            headers=admin,
-        ).json()["key"]
+        proxies: dict[str, Target] = {}
+        for name, src in sources.items():
+            home = folder / name
+            home.mkdir()
+            servers[name], proxies[name] = start_tollway(home, mock_url, env, src, args.rate_limits)
         direct = Target("direct", mock_url, None)
-        proxied = Target("tollway", tollway_url, key)
+        proxied = proxies["tollway"]
+        server = servers["tollway"]
         upstream_model = {MODEL: "demo", "bench-stream": "demo:chunks=64,chunk_delay_ms=1"}
 
         async def lat(_: int) -> dict[str, float]:
             d = await latency(direct, upstream_model[MODEL], n_latency)
-            t = await latency(proxied, MODEL, n_latency)
-            return {
-                "direct_p50_ms": pct(d, 0.5) * 1e3,
-                "tollway_p50_ms": pct(t, 0.5) * 1e3,
-                "added_p50_ms": (pct(t, 0.5) - pct(d, 0.5)) * 1e3,
-                "direct_p99_ms": pct(d, 0.99) * 1e3,
-                "tollway_p99_ms": pct(t, 0.99) * 1e3,
-                "added_p99_ms": (pct(t, 0.99) - pct(d, 0.99)) * 1e3,
-            }
+            figures = {"direct_p50_ms": pct(d, 0.5) * 1e3, "direct_p99_ms": pct(d, 0.99) * 1e3}
+            for name, target in proxies.items():
+                t = await latency(target, MODEL, n_latency)
+                prefix = "" if name == "tollway" else f"{name}_"
+                figures |= {
+                    f"{name}_p50_ms": pct(t, 0.5) * 1e3,
+                    f"{prefix}added_p50_ms": (pct(t, 0.5) - pct(d, 0.5)) * 1e3,
+                    f"{name}_p99_ms": pct(t, 0.99) * 1e3,
+                    f"{prefix}added_p99_ms": (pct(t, 0.99) - pct(d, 0.99)) * 1e3,
+                }
+            return figures
 
         async def stream(_: int) -> dict[str, float]:
             d_first, d_gaps = await streaming(direct, upstream_model["bench-stream"], n_stream)
-            t_first, t_gaps = await streaming(proxied, "bench-stream", n_stream)
-            return {
-                "added_ttfc_p50_ms": (pct(t_first, 0.5) - pct(d_first, 0.5)) * 1e3,
-                "added_ttfc_p99_ms": (pct(t_first, 0.99) - pct(d_first, 0.99)) * 1e3,
-                "added_gap_p99_ms": (pct(t_gaps, 0.99) - pct(d_gaps, 0.99)) * 1e3,
-                "direct_gap_p99_ms": pct(d_gaps, 0.99) * 1e3,
-                "tollway_gap_p99_ms": pct(t_gaps, 0.99) * 1e3,
-            }
+            figures = {"direct_gap_p99_ms": pct(d_gaps, 0.99) * 1e3}
+            for name, target in proxies.items():
+                t_first, t_gaps = await streaming(target, "bench-stream", n_stream)
+                prefix = "" if name == "tollway" else f"{name}_"
+                figures |= {
+                    f"{prefix}added_ttfc_p50_ms": (pct(t_first, 0.5) - pct(d_first, 0.5)) * 1e3,
+                    f"{prefix}added_ttfc_p99_ms": (pct(t_first, 0.99) - pct(d_first, 0.99)) * 1e3,
+                    f"{prefix}added_gap_p99_ms": (pct(t_gaps, 0.99) - pct(d_gaps, 0.99)) * 1e3,
+                    f"{name}_gap_p99_ms": pct(t_gaps, 0.99) * 1e3,
+                }
+            return figures
 
         def load(concurrency: int) -> Callable[[int], Awaitable[dict[str, float]]]:
             async def go(_: int) -> dict[str, float]:
                 d, d_err = await throughput(direct, upstream_model[MODEL], concurrency, seconds)
-                t, t_err = await throughput(proxied, MODEL, concurrency, seconds)
-                return {
-                    "direct_rps": d,
-                    "tollway_rps": t,
-                    "ratio": t / d,
-                    "direct_errors": d_err,
-                    "tollway_errors": t_err,
-                }
+                figures = {"direct_rps": d, "direct_errors": d_err}
+                for name, target in proxies.items():
+                    t, t_err = await throughput(target, MODEL, concurrency, seconds)
+                    prefix = "" if name == "tollway" else f"{name}_"
+                    figures |= {f"{name}_rps": t, f"{prefix}ratio": t / d, f"{name}_errors": t_err}
+                return figures
 
             return go
 
@@ -326,10 +349,13 @@ def main() -> None:
         )
 
         # CPU accounting: tollway's own user+system time over a batch of requests.
-        async def cpu_batch(model: str, count: int, stream_it: bool, responses: bool = False) -> float:
+        async def cpu_batch(
+            model: str, count: int, stream_it: bool, responses: bool = False, name: str = "tollway"
+        ) -> float:
             path, make = ("/v1/responses", responses_body) if responses else ("/v1/chat/completions", body)
-            before = cpu_seconds(server.pid)
-            async with proxied.client(8) as client:
+            pid = servers[name].pid
+            before = cpu_seconds(pid)
+            async with proxies[name].client(8) as client:
 
                 async def one() -> None:
                     async with client.post(path, data=make(model, stream_it), headers=JSON) as response:
@@ -340,29 +366,48 @@ def main() -> None:
 
                 for _ in range(count // 8):
                     await asyncio.gather(*(one() for _ in range(8)))
-            return (cpu_seconds(server.pid) - before) / (count // 8 * 8)
+            return (cpu_seconds(pid) - before) / (count // 8 * 8)
 
         n_cpu, n_cpu_streams = (800, 160) if args.quick else (3000, 480)
-        per_request = asyncio.run(cpu_batch(MODEL, n_cpu, False))
-        per_stream_64 = asyncio.run(cpu_batch("bench-stream", n_cpu_streams, True))
-        per_stream_1 = asyncio.run(cpu_batch("bench-one", n_cpu_streams, True))
-        # The Responses surface: the same 64- and 1-word answers streamed as Responses events (72 and
-        # 9: created, in_progress, item and part added, one delta per word, three "done"s, completed),
-        # so the difference is 63 relayed delta events, as for chat's chunks.
-        per_responses_64 = asyncio.run(cpu_batch("bench-stream", n_cpu_streams, True, responses=True))
-        per_responses_1 = asyncio.run(cpu_batch("bench-one", n_cpu_streams, True, responses=True))
-        results["tollway CPU"] = {
-            "per_billed_request_us": round(per_request * US, 1),
-            "per_relayed_chunk_us": round((per_stream_64 - per_stream_1) / 63 * US, 1),
-            "per_relayed_responses_event_us": round((per_responses_64 - per_responses_1) / 63 * US, 1),
+
+        async def cpu_figures(name: str) -> dict[str, float]:
+            per_request = await cpu_batch(MODEL, n_cpu, False, name=name)
+            per_stream_64 = await cpu_batch("bench-stream", n_cpu_streams, True, name=name)
+            per_stream_1 = await cpu_batch("bench-one", n_cpu_streams, True, name=name)
+            # The Responses surface: the same 64- and 1-word answers streamed as Responses events (72
+            # and 9: created, in_progress, item and part added, one delta per word, three "done"s,
+            # completed), so the difference is 63 relayed delta events, as for chat's chunks.
+            per_responses_64 = await cpu_batch("bench-stream", n_cpu_streams, True, responses=True, name=name)
+            per_responses_1 = await cpu_batch("bench-one", n_cpu_streams, True, responses=True, name=name)
+            return {
+                "per_billed_request_us": per_request * US,
+                "per_relayed_chunk_us": (per_stream_64 - per_stream_1) / 63 * US,
+                "per_relayed_responses_event_us": (per_responses_64 - per_responses_1) / 63 * US,
+            }
+
+        # Interleaved like the rest: each round measures every server in turn.
+        cpu_rounds: dict[str, list[dict[str, float]]] = {name: [] for name in proxies}
+        for _ in range(max(1, args.rounds // 2) if args.baseline else 1):
+            for name in proxies:
+                cpu_rounds[name].append(asyncio.run(cpu_figures(name)))
+        cpu_medians = {
+            name: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+            for name, rows in cpu_rounds.items()
         }
+        results["tollway CPU"] = {k: round(v, 1) for k, v in cpu_medians["tollway"].items()}
+        if "baseline" in cpu_medians:
+            for k, v in cpu_medians["baseline"].items():
+                results["tollway CPU"][f"baseline_{k}"] = round(v, 1)
+                results["tollway CPU"][f"ratio_{k}"] = round(cpu_medians["tollway"][k] / v, 3)
         results[f"{n_open} concurrent open streams"] = asyncio.run(
             open_streams(proxied, "bench-open", n_open, server.pid)
         )
     finally:
-        server.terminate()
+        for process in servers.values():
+            process.terminate()
         mock.terminate()
-        server.wait()
+        for process in servers.values():
+            process.wait()
         mock.wait()
 
     priors = [1_000, 100_000] if args.quick else [1_000, 1_000_000]
@@ -385,6 +430,7 @@ def main() -> None:
         "rounds": args.rounds,
         "quick": args.quick,
         "rate_limits": args.rate_limits,
+        "baseline": args.baseline,
         "results": results,
     }
     out = Path(args.out)

@@ -9,6 +9,7 @@ spend plus its open reservations must stay within its ceiling.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from decimal import Decimal
 
@@ -72,7 +73,9 @@ class Settlement(Struct, frozen=True):
         return Decimal(self.cost_nano) / NANOS_PER_USD
 
 
+@functools.lru_cache(maxsize=4096)
 def _rates(price: Price) -> str:
+    """The rates a usage record keeps (the same text for every request at this price)."""
     return msgspec.json.encode(
         {
             "price_id": price.id,
@@ -142,7 +145,7 @@ class Biller:
             admission = (
                 await admit(writer.sql, config, workspace_id, key_id, tokens, now) if config.rated else None
             )
-            head = await writer.head()
+            head = await writer.head(key_id)  # the key's head comes with it, for the append below
             if hold > head.available_nano:
                 error: APIError = InsufficientCredit(
                     f"Insufficient credit: this request needs ${format_usd(hold)} reserved (its worst case: "

@@ -20,6 +20,7 @@ __all__ = [
     "CREDIT_BY_KEY",
     "ENTRY_COLUMNS",
     "HEAD",
+    "HEADS",
     "INSERT_ENTRY",
     "INSERT_USAGE",
     "KEY_HEAD",
@@ -63,6 +64,15 @@ HEAD = _sql(
 )
 KEY_HEAD = _sql(
     "SELECT key_spent_nano, key_held_nano FROM ledger_entries WHERE key_id = $1 ORDER BY id DESC LIMIT 1"
+)
+# Both heads in one statement, one round trip under the lock: the workspace's row (if any), then
+# the key's (if any), told apart by their first column (`ws_seq` is never NULL).
+HEADS = _sql(
+    "SELECT * FROM (SELECT ws_seq, balance_nano, held_nano, hash FROM ledger_entries"
+    " WHERE workspace_id = $1 ORDER BY ws_seq DESC LIMIT 1) AS h"
+    " UNION ALL SELECT * FROM (SELECT CAST(NULL AS BIGINT), key_spent_nano, key_held_nano, CAST(NULL AS TEXT)"
+    " FROM ledger_entries"
+    " WHERE key_id = $2 ORDER BY id DESC LIMIT 1) AS k"
 )
 KEY_SPENT_BEFORE = _sql(
     "SELECT key_spent_nano FROM ledger_entries WHERE key_id = $1 AND created_at < $2"

@@ -36,6 +36,7 @@ from tollway.ledger.sql import (
     CREDIT_BY_KEY,
     ENTRY_COLUMNS,
     HEAD,
+    HEADS,
     INSERT_ENTRY,
     INSERT_USAGE,
     KEY_HEAD,
@@ -88,10 +89,19 @@ class LedgerWriter:
         """The transaction's connection, for writes that belong with the entries (outbox, limits)."""
         return self._sql
 
-    async def head(self) -> Head:
+    async def head(self, key_id: str | None = None) -> Head:
+        """The workspace's head; with `key_id`, that key's head is read in the same statement."""
         if self._head is None:
-            row = await self._sql.one(HEAD, self.workspace_id)
-            self._head = Head() if row is None else Head(row[0], row[1], row[2], row[3])
+            if key_id is not None and key_id not in self._key_heads:
+                self._head, self._key_heads[key_id] = Head(), KeyHead()
+                for row in await self._sql.all(HEADS, self.workspace_id, key_id):
+                    if row[0] is not None:
+                        self._head = Head(row[0], row[1], row[2], row[3])
+                    else:
+                        self._key_heads[key_id] = KeyHead(row[1], row[2])
+            else:
+                row = await self._sql.one(HEAD, self.workspace_id)
+                self._head = Head() if row is None else Head(row[0], row[1], row[2], row[3])
         return self._head
 
     async def key_head(self, key_id: str) -> KeyHead:
@@ -108,8 +118,9 @@ class LedgerWriter:
     async def append(self, draft: Draft) -> Entry:
         assert draft.workspace_id == self.workspace_id
         draft = msgspec.structs.replace(draft, created_at=now_us())
+        head = await self.head(draft.key_id)
         key_head = await self.key_head(draft.key_id) if draft.key_id is not None else None
-        entry = chain(await self.head(), key_head, draft)
+        entry = chain(head, key_head, draft)
         row = await self._sql.one(INSERT_ENTRY, *(getattr(entry, name) for name in ENTRY_COLUMNS))
         assert row is not None
         self._head = entry.head()
