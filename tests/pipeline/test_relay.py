@@ -19,6 +19,7 @@ from tollway.pipeline.routing import Router
 from tollway.pricing import PriceBook, make_price
 from tollway.surfaces.chat_completions import CHAT_COMPLETIONS, parse_chat_request
 from tollway.tokens import TokenCounter
+from tollway.upstream.answer import HttpxAnswer
 from tollway.upstream.scrub import Scrubber
 from tollway.usage import Usage
 
@@ -119,7 +120,9 @@ async def relay(
 
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body()))
     async with httpx.AsyncClient(transport=transport) as client:
-        response = await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        response = HttpxAnswer(
+            await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        )
         recorder = Recorder()
         out = [
             piece
@@ -366,7 +369,9 @@ async def test_an_invalid_usage_report_is_ignored_and_counted(counter: TokenCoun
 async def _relay_body(counter: TokenCounter, body: AsyncIterator[bytes]) -> tuple[list[bytes], Recorder]:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
     async with httpx.AsyncClient(transport=transport) as client:
-        response = await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        response = HttpxAnswer(
+            await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        )
         recorder = Recorder()
         relay_out = relay_stream(context(), response, counter, Scrubber([]), recorder)
         return [piece async for piece in relay_out], recorder

@@ -31,6 +31,7 @@ from tollway.surfaces import SURFACES
 from tollway.surfaces.anthropic_messages import ANTHROPIC_MESSAGES, parse_messages_request
 from tollway.surfaces.anthropic_stream import read_anthropic, to_anthropic
 from tollway.tokens import TokenCounter
+from tollway.upstream.answer import HttpxAnswer
 from tollway.upstream.scrub import Scrubber
 from tollway.usage import MAX_TOKENS, Usage
 
@@ -342,7 +343,9 @@ async def relay(
 
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=stream()))
     async with httpx.AsyncClient(transport=transport) as client:
-        response = await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        response = HttpxAnswer(
+            await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        )
         recorder = Recorder()
         out = [
             piece

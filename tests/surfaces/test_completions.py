@@ -22,6 +22,7 @@ from tollway.pricing import PriceBook, make_price
 from tollway.surfaces import SURFACES
 from tollway.surfaces.completions import COMPLETIONS, ParsedCompletion, parse_completions_request
 from tollway.tokens import TokenCounter
+from tollway.upstream.answer import HttpxAnswer
 from tollway.upstream.scrub import Scrubber
 from tollway.usage import Usage
 
@@ -289,7 +290,9 @@ async def relay(
     call = parse_completions_request(body(stream=True, **fields))
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=content()))
     async with httpx.AsyncClient(transport=transport) as client:
-        response = await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        response = HttpxAnswer(
+            await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        )
         recorder = Recorder()
         out = [
             piece

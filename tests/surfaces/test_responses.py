@@ -34,6 +34,7 @@ from tollway.surfaces.responses import (
 )
 from tollway.surfaces.responses_stream import to_responses
 from tollway.tokens import TokenCounter
+from tollway.upstream.answer import HttpxAnswer
 from tollway.upstream.scrub import Scrubber
 from tollway.upstream.sse import SSEEvent
 from tollway.usage import Usage
@@ -387,7 +388,9 @@ async def relay(
     ctx = ctx or context()
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=upstream()))
     async with httpx.AsyncClient(transport=transport) as client:
-        response = await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        response = HttpxAnswer(
+            await client.send(client.build_request("POST", "http://upstream.test/v1"), stream=True)
+        )
         recorder = Recorder()
         scrub = Scrubber(["sk-secret-key-123"])
         out = [piece async for piece in relay_stream(ctx, response, counter, scrub, recorder)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
@@ -19,7 +20,9 @@ import pytest
 from tollway.config import Config, ModelConfig, Settings, UpstreamConfig
 from tollway.errors import UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from tollway.pricing import PriceBook
-from tollway.upstream.client import UpstreamClient, _AiohttpBody, _translate, chunks_with_idle_timeout
+from tollway.upstream.answer import AiohttpAnswer, Answer
+from tollway.upstream.answer import translate_aiohttp as _translate
+from tollway.upstream.client import Backend, UpstreamClient, chunks_with_idle_timeout
 
 SECRET = "sk-upstream-secret-0123456789"
 
@@ -53,9 +56,7 @@ async def collect(chunks: AsyncIterator[bytes], into: list[bytes]) -> None:
 
 
 @asynccontextmanager
-async def opened(
-    handler: Handler, *, stream: bool = False, **overrides: Any
-) -> AsyncIterator[httpx.Response]:
+async def opened(handler: Handler, *, stream: bool = False, **overrides: Any) -> AsyncIterator[Answer]:
     """`UpstreamClient.open` on a MockTransport; the client is closed on the way out."""
     up = upstream(**overrides)
     client = UpstreamClient(settings(up), transport=httpx.MockTransport(handler))
@@ -74,7 +75,7 @@ async def test_a_completion_is_posted_with_the_upstreams_headers_and_read_in_ful
         return httpx.Response(200, json={"ok": True})
 
     async with opened(handler) as response:
-        assert response.json() == {"ok": True}
+        assert json.loads(response.content) == {"ok": True}
     (request,) = seen
     assert str(request.url) == "http://upstream.test/v1/chat/completions"
     assert request.content == b'{"model": "m"}'
@@ -89,7 +90,7 @@ async def test_a_stream_is_left_open_for_the_relay() -> None:
         yield b"data: 2\n\n"
 
     async with opened(lambda request: httpx.Response(200, content=body()), stream=True) as response:
-        assert not response.is_stream_consumed
+        assert not response._response.is_stream_consumed  # type: ignore[attr-defined]
         chunks = [c async for c in chunks_with_idle_timeout(response, 5.0)]
     assert chunks == [b"data: 1\n\n", b"data: 2\n\n"]
 
@@ -218,7 +219,7 @@ class FakeAnswer:
 
 async def test_an_aiohttp_body_read_to_the_end_goes_back_to_the_pool() -> None:
     answer = FakeAnswer(FakeContent([b"a", b"b"]))
-    response = httpx.Response(200, stream=_AiohttpBody(answer))  # type: ignore[arg-type]
+    response = AiohttpAnswer(answer)  # type: ignore[arg-type]
     assert [c async for c in chunks_with_idle_timeout(response, 5.0)] == [b"a", b"b"]
     await response.aclose()
     assert answer.ended == "released"
@@ -226,7 +227,7 @@ async def test_an_aiohttp_body_read_to_the_end_goes_back_to_the_pool() -> None:
 
 async def test_an_abandoned_aiohttp_body_drops_its_connection() -> None:
     answer = FakeAnswer(FakeContent([b"a", b"b", b"c"]))
-    response = httpx.Response(200, stream=_AiohttpBody(answer))  # type: ignore[arg-type]
+    response = AiohttpAnswer(answer)  # type: ignore[arg-type]
     async for _ in chunks_with_idle_timeout(response, 5.0):
         break
     await response.aclose()
@@ -235,7 +236,7 @@ async def test_an_abandoned_aiohttp_body_drops_its_connection() -> None:
 
 async def test_an_aiohttp_body_breaking_off_raises_an_httpx_error() -> None:
     answer = FakeAnswer(FakeContent([b"a"], aiohttp.ClientPayloadError("not completed")))
-    response = httpx.Response(200, stream=_AiohttpBody(answer))  # type: ignore[arg-type]
+    response = AiohttpAnswer(answer)  # type: ignore[arg-type]
     with pytest.raises(httpx.RemoteProtocolError):
         await collect(chunks_with_idle_timeout(response, 5.0), [])
     await response.aclose()
@@ -286,19 +287,46 @@ async def test_the_idle_timer_restarts_with_each_wait() -> None:
     assert len(chunks) == 12
 
 
-async def test_an_aiohttp_body_is_relayed_as_is_unless_it_is_encoded() -> None:
+async def test_an_aiohttp_body_is_relayed_as_is() -> None:
     plain = FakeAnswer(FakeContent([b"data: 1\n\n"]))
-    response = httpx.Response(200, stream=_AiohttpBody(plain))  # type: ignore[arg-type]
+    response = AiohttpAnswer(plain)  # type: ignore[arg-type]
     assert [c async for c in chunks_with_idle_timeout(response, 5.0)] == [b"data: 1\n\n"]
-    # An upstream that compresses despite `accept-encoding: identity` is decoded by httpx's layers.
+
+
+@pytest.mark.parametrize("backend", ["aiohttp"])
+async def test_an_upstream_that_compresses_anyway_is_decoded(backend: Backend) -> None:
+    """`accept-encoding: identity` is asked for; a gzip answer is still decoded, streamed or whole."""
     packed = gzip.compress(b"data: 2\n\n")
-    encoded = FakeAnswer(FakeContent([packed[:10], packed[10:]]))
-    response = httpx.Response(
-        200,
-        headers={"content-encoding": "gzip"},
-        stream=_AiohttpBody(encoded),  # type: ignore[arg-type]
-    )
-    assert b"".join([c async for c in chunks_with_idle_timeout(response, 5.0)]) == b"data: 2\n\n"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        await reader.readexactly(len(b'{"model": "m"}'))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+            b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(packed)
+        )
+        writer.write(packed[:10])
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        writer.write(packed[10:])
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    up = upstream(base_url=f"http://127.0.0.1:{port}/v1")
+    client = UpstreamClient(settings(up), backend=backend)
+    try:
+        response = await client.open(up, "/chat/completions", b'{"model": "m"}', stream=True)
+        assert b"".join([c async for c in chunks_with_idle_timeout(response, 5.0)]) == b"data: 2\n\n"
+        await response.aclose()
+        whole = await client.open(up, "/chat/completions", b'{"model": "m"}', stream=False)
+        assert whole.content == b"data: 2\n\n"
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_an_anthropic_upstream_gets_its_key_as_x_api_key_and_the_clients_headers() -> None:

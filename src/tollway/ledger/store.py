@@ -100,8 +100,8 @@ class LedgerWriter:
                     else:
                         self._key_heads[key_id] = KeyHead(row[1], row[2])
             else:
-                row = await self._sql.one(HEAD, self.workspace_id)
-                self._head = Head() if row is None else Head(row[0], row[1], row[2], row[3])
+                found = await self._sql.one(HEAD, self.workspace_id)
+                self._head = Head() if found is None else Head(found[0], found[1], found[2], found[3])
         return self._head
 
     async def key_head(self, key_id: str) -> KeyHead:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import msgspec
 
 from tollway.errors import UpstreamUnavailable
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.metering import resolve_usage
 from tollway.tokens import TokenCounter
+from tollway.upstream.answer import Answer
 from tollway.usage import Usage
 
 __all__ = ["meter_body", "render_body"]
@@ -20,7 +20,7 @@ _decode = msgspec.json.Decoder().decode
 
 
 async def meter_body(
-    ctx: RequestContext, response: httpx.Response, counter: TokenCounter
+    ctx: RequestContext, response: Answer, counter: TokenCounter
 ) -> tuple[dict[str, Any], Usage]:
     try:
         payload = _decode(response.content)

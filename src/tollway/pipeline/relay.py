@@ -30,6 +30,7 @@ from tollway.pipeline.metering import resolve_usage
 from tollway.serving.shutdown import Cut, Shutdown
 from tollway.surfaces.base import EventMeter
 from tollway.tokens import TokenCounter
+from tollway.upstream.answer import Answer
 from tollway.upstream.client import chunks_with_idle_timeout
 from tollway.upstream.scrub import Scrubber
 from tollway.upstream.sse import SSEEvent, SSEParser
@@ -59,7 +60,7 @@ def _relay(events: list[SSEEvent], meter: EventMeter) -> tuple[bytes, bool]:
 
 async def relay_stream(
     ctx: RequestContext,
-    response: httpx.Response,
+    response: Answer,
     counter: TokenCounter,
     scrub: Scrubber,
     on_end: OnEnd,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import httpx
 from msgspec import Struct
 
 from tollway.config import ModelConfig, Settings, UpstreamConfig
 from tollway.errors import NotFound, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from tollway.surfaces.base import Call
 from tollway.tokens import encoding_for_model
+from tollway.upstream.answer import Answer
 from tollway.upstream.client import UpstreamClient
 
 __all__ = ["Route", "Router", "forward"]
@@ -85,7 +85,7 @@ async def forward(
     headers: Mapping[str, str] | None = None,
     *,
     failed: Callable[[UpstreamConfig, Exception], None] | None = None,
-) -> tuple[UpstreamConfig, httpx.Response]:
+) -> tuple[UpstreamConfig, Answer]:
     """Open the request on the first upstream that answers; later ones are fallbacks.
 
     Another upstream is tried only when nothing has reached the client yet and

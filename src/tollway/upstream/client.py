@@ -1,18 +1,18 @@
 """Forwarding a request to an upstream: one shared, pooled HTTP client.
 
 The client decides nothing about billing; it turns the upstream's answer, or
-its failure, into either an open `httpx.Response` or one of tollway's
+its failure, into either an open `Answer` (`answer.py`) or one of tollway's
 `APIError`s.  Below that policy sits one of two backends:
 
-- "aiohttp" (the default): aiohttp's client, its answer wrapped in an
-  `httpx.Response`.  `scripts/bench_stack.py` measured it at about a third
-  of httpx's CPU per request and half per streamed chunk, and it does not
-  slow down with many requests in flight as httpx's pool does.
+- "aiohttp" (the default): aiohttp's client.  `scripts/bench_stack.py`
+  measured it at about a third of httpx's CPU per request and half per
+  streamed chunk, and it does not slow down with many requests in flight as
+  httpx's pool does.
 - "httpx": httpx's `AsyncClient`; any httpx transport can be injected, which
   is how tests run the relay without sockets.
 
 aiohttp's exceptions are translated into httpx's at this boundary, so the
-rest of tollway sees one response type and one exception tree either way.
+rest of tollway sees one exception tree either way.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from yarl import URL
 from tollway.config import BUILTIN_DEMO, Settings, UpstreamConfig
 from tollway.errors import APIError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from tollway.serving.shutdown import Cut, Shutdown
+from tollway.upstream.answer import AiohttpAnswer, Answer, HttpxAnswer, translate_aiohttp
 from tollway.upstream.scrub import Scrubber
 
 __all__ = ["Backend", "UpstreamClient", "chunks_with_idle_timeout"]
@@ -91,8 +92,8 @@ class UpstreamClient:
         *,
         stream: bool,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """POST `body` to the upstream's `path`; return the response once its status is a success.
+    ) -> Answer:
+        """POST `body` to the upstream's `path`; return the answer once its status is a success.
 
         `headers` are the client's headers the surface passes on (e.g. `anthropic-version`).
 
@@ -101,14 +102,15 @@ class UpstreamClient:
         """
         url = self._base_urls[upstream.name] + path
         sent = self._headers[upstream.name] if not headers else {**self._headers[upstream.name], **headers}
-        response: httpx.Response | None = None
+        response: Answer | None = None
         try:
             async with asyncio.timeout(upstream.first_byte_timeout):
-                response = await self._send(url, body, sent, upstream.connect_timeout, stream=stream)
+                response = await self._send(url, body, sent, upstream.connect_timeout)
                 if response.status_code >= 400:
                     raise await self._status_error(response)
                 if not stream:
-                    await response.aread()
+                    await response.read()
+                    await response.aclose()  # read whole: the connection goes back to the pool
             return response
         except TimeoutError as exc:
             if response is not None:
@@ -132,10 +134,10 @@ class UpstreamClient:
                 await response.aclose()
             raise
 
-    async def _status_error(self, response: httpx.Response) -> APIError:
+    async def _status_error(self, response: Answer) -> APIError:
         body = b""
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.chunks():
                 body += chunk
                 if len(body) > _MAX_ERROR_BODY:
                     body = body[:_MAX_ERROR_BODY]
@@ -148,7 +150,7 @@ class UpstreamClient:
 
 
 async def chunks_with_idle_timeout(
-    response: httpx.Response, idle: float, shutdown: Shutdown | None = None
+    response: Answer, idle: float, shutdown: Shutdown | None = None
 ) -> AsyncIterator[bytes]:
     """The response body as it arrives; `TimeoutError` if the upstream goes quiet for `idle` s.
 
@@ -160,11 +162,7 @@ async def chunks_with_idle_timeout(
     stream (`_IdleWatch`) replaces an `asyncio.timeout` per chunk, which cost
     about 8 µs of CPU per chunk on the benchmark machine.
     """
-    body = response.stream
-    if isinstance(body, _AiohttpBody) and response.headers.get("content-encoding", "identity") == "identity":
-        iterator = body.__aiter__()  # straight from aiohttp: nothing for httpx's layers to decode
-    else:
-        iterator = response.aiter_bytes().__aiter__()
+    iterator = response.chunks().__aiter__()
     watch = _IdleWatch(idle)
     untrack = shutdown.track(watch.cut) if shutdown is not None else None
     try:
@@ -240,7 +238,7 @@ class _IdleWatch:
             self.handle = None
 
 
-# Backends: POST `body` to `url`, return the open response or raise an `httpx.HTTPError`.
+# Backends: POST `body` to `url`, return the open answer or raise an `httpx.HTTPError`.
 # Read deadlines are the caller's (first byte, gaps between chunks); these only bound connecting.
 
 
@@ -258,13 +256,13 @@ class _HttpxBackend:
         )
 
     async def __call__(
-        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float, *, stream: bool
-    ) -> httpx.Response:
+        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float
+    ) -> Answer:
         timeout = httpx.Timeout(
             connect=connect_timeout, read=None, write=connect_timeout, pool=connect_timeout
         )
         request = self._client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
-        return await self._client.send(request, stream=True)
+        return HttpxAnswer(await self._client.send(request, stream=True))
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -286,7 +284,7 @@ class _AiohttpBackend:
         )
         return aiohttp.ClientSession(
             connector=connector,
-            auto_decompress=False,  # the httpx.Response decodes, as it does for the httpx backend
+            auto_decompress=True,  # an upstream that compresses despite `accept-encoding: identity`
             cookie_jar=aiohttp.DummyCookieJar(),  # one client serves every workspace: no shared cookies
         )
 
@@ -300,8 +298,8 @@ class _AiohttpBackend:
         return self._proxies[url]
 
     async def __call__(
-        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float, *, stream: bool
-    ) -> httpx.Response:
+        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float
+    ) -> Answer:
         if self._session is None:
             self._session = self._open_session()
         timeout = self._timeouts.get(connect_timeout)
@@ -319,48 +317,10 @@ class _AiohttpBackend:
                 proxy=proxy,
                 proxy_auth=proxy_auth,
             )
-            if not stream and answer.status < 400:
-                # Read whole by aiohttp itself: no per-piece trip through httpx's stream layers.
-                try:
-                    content = await answer.read()
-                except BaseException:
-                    answer.close()
-                    raise
-                return httpx.Response(answer.status, headers=answer.raw_headers, content=content)
         except aiohttp.ClientError as exc:
-            raise _translate(exc) from exc
-        return httpx.Response(answer.status, headers=answer.raw_headers, stream=_AiohttpBody(answer))
+            raise translate_aiohttp(exc) from exc
+        return AiohttpAnswer(answer)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-class _AiohttpBody(httpx.AsyncByteStream):
-    def __init__(self, answer: aiohttp.ClientResponse) -> None:
-        self._answer = answer
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._answer.content.iter_any():
-                yield chunk
-        except aiohttp.ClientError as exc:
-            raise _translate(exc) from exc
-
-    async def aclose(self) -> None:
-        if self._answer.content.at_eof():
-            self._answer.release()  # read to the end: the connection goes back to the pool
-        else:
-            self._answer.close()  # abandoned mid-way: drop the connection, so the upstream stops
-
-
-def _translate(exc: aiohttp.ClientError) -> httpx.HTTPError:
-    """The httpx exception that stands for an aiohttp one (`open` and the relay catch httpx's)."""
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return httpx.ConnectTimeout(message)  # only connecting has a deadline here
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(message)
-    if isinstance(exc, aiohttp.ClientOSError):
-        return httpx.ReadError(message)
-    return httpx.RemoteProtocolError(message)
