@@ -69,13 +69,25 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-class Target:
-    """A chat endpoint: the mock itself, or tollway in front of it."""
+# The mock's own names for the benchmark's models (tollway maps them in its config).
+UPSTREAM_MODELS = {
+    MODEL: "demo",
+    "bench-stream": "demo:chunks=64,chunk_delay_ms=1",
+    "bench-one": "demo:chunks=1",
+}
 
-    def __init__(self, name: str, base: str, key: str | None) -> None:
+
+class Target:
+    """A chat endpoint: the mock itself, tollway in front of it, or a floor proxy in front of it."""
+
+    def __init__(self, name: str, base: str, key: str | None, *, upstream_names: bool = False) -> None:
         self.name = name
         self.base = base
         self.headers = {"authorization": f"Bearer {key}"} if key else {}
+        self.upstream_names = upstream_names  # it forwards models as they are: ask for the mock's names
+
+    def model(self, name: str) -> str:
+        return UPSTREAM_MODELS.get(name, name) if self.upstream_names else name
 
     def client(self, connections: int) -> aiohttp.ClientSession:
         # aiohttp as the load generator: httpx spends ~3.6 ms of CPU per request at c=32 on this
@@ -249,6 +261,22 @@ def start_tollway(
     return server, Target(home.name, url, key)
 
 
+def start_floor(
+    name: str, mock_url: str, env: dict[str, str], mode: str
+) -> tuple[subprocess.Popen[bytes], Target]:
+    port = free_port()
+    script = Path(__file__).resolve().parent / "floor_proxy.py"
+    server = subprocess.Popen(
+        [sys.executable, str(script), str(port), mock_url, mode],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait(f"{url}/health")
+    return server, Target(name, url, None, upstream_names=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -264,6 +292,11 @@ def main() -> None:
         default="none",
         help="rate limits high enough never to refuse, so each request pays for being counted: "
         "key-rpm (requests_per_minute on the key), all (all three on the key and its workspace)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure scripts/floor_proxy.py (a bare relay, and one with a durable write) alongside",
     )
     parser.add_argument(
         "--baseline",
@@ -293,16 +326,18 @@ def main() -> None:
             home = folder / name
             home.mkdir()
             servers[name], proxies[name] = start_tollway(home, mock_url, env, src, args.rate_limits)
-        direct = Target("direct", mock_url, None)
+        if args.floor:
+            for name, mode in (("floor", "none"), ("floor_ledger", "ledger")):
+                servers[name], proxies[name] = start_floor(name, mock_url, env, mode)
+        direct = Target("direct", mock_url, None, upstream_names=True)
         proxied = proxies["tollway"]
         server = servers["tollway"]
-        upstream_model = {MODEL: "demo", "bench-stream": "demo:chunks=64,chunk_delay_ms=1"}
 
         async def lat(_: int) -> dict[str, float]:
-            d = await latency(direct, upstream_model[MODEL], n_latency)
+            d = await latency(direct, direct.model(MODEL), n_latency)
             figures = {"direct_p50_ms": pct(d, 0.5) * 1e3, "direct_p99_ms": pct(d, 0.99) * 1e3}
             for name, target in proxies.items():
-                t = await latency(target, MODEL, n_latency)
+                t = await latency(target, target.model(MODEL), n_latency)
                 prefix = "" if name == "tollway" else f"{name}_"
                 figures |= {
                     f"{name}_p50_ms": pct(t, 0.5) * 1e3,
@@ -313,10 +348,10 @@ def main() -> None:
             return figures
 
         async def stream(_: int) -> dict[str, float]:
-            d_first, d_gaps = await streaming(direct, upstream_model["bench-stream"], n_stream)
+            d_first, d_gaps = await streaming(direct, direct.model("bench-stream"), n_stream)
             figures = {"direct_gap_p99_ms": pct(d_gaps, 0.99) * 1e3}
             for name, target in proxies.items():
-                t_first, t_gaps = await streaming(target, "bench-stream", n_stream)
+                t_first, t_gaps = await streaming(target, target.model("bench-stream"), n_stream)
                 prefix = "" if name == "tollway" else f"{name}_"
                 figures |= {
                     f"{prefix}added_ttfc_p50_ms": (pct(t_first, 0.5) - pct(d_first, 0.5)) * 1e3,
@@ -328,10 +363,10 @@ def main() -> None:
 
         def load(concurrency: int) -> Callable[[int], Awaitable[dict[str, float]]]:
             async def go(_: int) -> dict[str, float]:
-                d, d_err = await throughput(direct, upstream_model[MODEL], concurrency, seconds)
+                d, d_err = await throughput(direct, direct.model(MODEL), concurrency, seconds)
                 figures = {"direct_rps": d, "direct_errors": d_err}
                 for name, target in proxies.items():
-                    t, t_err = await throughput(target, MODEL, concurrency, seconds)
+                    t, t_err = await throughput(target, target.model(MODEL), concurrency, seconds)
                     prefix = "" if name == "tollway" else f"{name}_"
                     figures |= {f"{name}_rps": t, f"{prefix}ratio": t / d, f"{name}_errors": t_err}
                 return figures
@@ -354,6 +389,7 @@ def main() -> None:
         ) -> float:
             path, make = ("/v1/responses", responses_body) if responses else ("/v1/chat/completions", body)
             pid = servers[name].pid
+            model = proxies[name].model(model)
             before = cpu_seconds(pid)
             async with proxies[name].client(8) as client:
 
@@ -387,7 +423,7 @@ def main() -> None:
 
         # Interleaved like the rest: each round measures every server in turn.
         cpu_rounds: dict[str, list[dict[str, float]]] = {name: [] for name in proxies}
-        for _ in range(max(1, args.rounds // 2) if args.baseline else 1):
+        for _ in range(max(1, args.rounds // 2) if len(proxies) > 1 else 1):
             for name in proxies:
                 cpu_rounds[name].append(asyncio.run(cpu_figures(name)))
         cpu_medians = {
@@ -395,10 +431,13 @@ def main() -> None:
             for name, rows in cpu_rounds.items()
         }
         results["tollway CPU"] = {k: round(v, 1) for k, v in cpu_medians["tollway"].items()}
-        if "baseline" in cpu_medians:
-            for k, v in cpu_medians["baseline"].items():
-                results["tollway CPU"][f"baseline_{k}"] = round(v, 1)
-                results["tollway CPU"][f"ratio_{k}"] = round(cpu_medians["tollway"][k] / v, 3)
+        for name, medians in cpu_medians.items():
+            if name == "tollway":
+                continue
+            for k, v in medians.items():
+                results["tollway CPU"][f"{name}_{k}"] = round(v, 1)
+                if name == "baseline":
+                    results["tollway CPU"][f"ratio_{k}"] = round(cpu_medians["tollway"][k] / v, 3)
         results[f"{n_open} concurrent open streams"] = asyncio.run(
             open_streams(proxied, "bench-open", n_open, server.pid)
         )
@@ -431,6 +470,7 @@ def main() -> None:
         "quick": args.quick,
         "rate_limits": args.rate_limits,
         "baseline": args.baseline,
+        "floor": args.floor,
         "results": results,
     }
     out = Path(args.out)

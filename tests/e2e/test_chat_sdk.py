@@ -68,7 +68,7 @@ def test_stream_always_ends_with_one_usage_chunk(
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (REPORTED_PROMPT, 8)
     forwarded = mock.last_request()
     assert forwarded["body"]["stream_options"]["include_usage"] is True  # type: ignore[index]
-    assert forwarded["headers"]["user-agent"].startswith("Python/")  # type: ignore[index]  # aiohttp, the default
+    assert forwarded["headers"]["user-agent"].startswith("tollway/")  # type: ignore[index]  # the lean client, the default
 
 
 async def test_async_non_stream_and_stream(aclient: openai.AsyncOpenAI) -> None:

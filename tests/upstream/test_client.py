@@ -157,11 +157,36 @@ async def test_a_silent_stream_raises_timeout_error() -> None:
     assert chunks == [b"data: 1\n\n"]
 
 
-async def test_aiohttp_is_the_default_backend_and_opens_nothing_until_used() -> None:
+async def test_the_lean_client_is_the_default_backend_and_opens_nothing_until_used() -> None:
     client = UpstreamClient(settings(upstream()))
-    assert client.backend == "aiohttp"
+    assert client.backend == "lean"
     await client.aclose()
+    assert UpstreamClient(settings(upstream()), backend="aiohttp").backend == "aiohttp"
     assert UpstreamClient(settings(upstream()), backend="httpx").backend == "httpx"
+
+
+async def test_the_lean_backend_hands_proxied_upstreams_to_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`HTTP(S)_PROXY` / `NO_PROXY` are honoured: the lean client speaks to no proxy, aiohttp does."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "direct.test")
+    up = upstream(base_url="http://proxied.test/v1")
+    client = UpstreamClient(settings(up))
+    sent: list[str] = []
+
+    async def via_aiohttp(self: Any, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Any:
+        sent.append(url)
+        raise httpx.ConnectError("the proxy is not there")
+
+    backend: Any = client._send
+    monkeypatch.setattr(type(backend._proxied), "__call__", via_aiohttp)
+    try:
+        with pytest.raises(UpstreamUnavailable):
+            await client.open(up, "/chat/completions", b"{}", stream=False)
+        assert sent == ["http://proxied.test/v1/chat/completions"]
+        assert backend._direct == {"http://proxied.test/v1/chat/completions": False}
+        assert backend._proxied.proxy_for("http://direct.test/v1/x")[0] is None
+    finally:
+        await client.aclose()
 
 
 # The aiohttp backend's seams: exception translation and closing the answer.
@@ -293,7 +318,7 @@ async def test_an_aiohttp_body_is_relayed_as_is() -> None:
     assert [c async for c in chunks_with_idle_timeout(response, 5.0)] == [b"data: 1\n\n"]
 
 
-@pytest.mark.parametrize("backend", ["aiohttp"])
+@pytest.mark.parametrize("backend", ["lean", "aiohttp"])
 async def test_an_upstream_that_compresses_anyway_is_decoded(backend: Backend) -> None:
     """`accept-encoding: identity` is asked for; a gzip answer is still decoded, streamed or whole."""
     packed = gzip.compress(b"data: 2\n\n")

@@ -69,6 +69,11 @@ class _Job(Generic[T]):
             self.future.set_exception(value)
 
 
+def _deliver(answered: list[tuple[_Job[Any], bool, Any]]) -> None:
+    for job, ok, value in answered:
+        job.deliver(ok, value)
+
+
 def drive(coroutine: Awaitable[T]) -> T:
     """Run a coroutine that never suspends to its result, synchronously."""
     assert isinstance(coroutine, Coroutine)
@@ -187,8 +192,12 @@ class GroupCommitter:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             outcomes = [(False, failure)] * len(batch)
+        # One wake-up per event loop for the whole batch (a write to its self-pipe each), not per job.
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[_Job[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
+            answers.setdefault(job.loop, []).append((job, ok, value))
+        for loop, answered in answers.items():
             try:
-                job.loop.call_soon_threadsafe(job.deliver, ok, value)
-            except RuntimeError:  # the caller's event loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_deliver, answered)
+            except RuntimeError:  # the callers' event loop is closed: nobody is waiting
                 pass

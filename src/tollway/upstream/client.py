@@ -2,23 +2,29 @@
 
 The client decides nothing about billing; it turns the upstream's answer, or
 its failure, into either an open `Answer` (`answer.py`) or one of tollway's
-`APIError`s.  Below that policy sits one of two backends:
+`APIError`s.  Below that policy sits one of three backends:
 
-- "aiohttp" (the default): aiohttp's client.  `scripts/bench_stack.py`
+- "lean" (the default): tollway's own HTTP/1.1 client (`lean.py`,
+  `lean_pool.py`: asyncio protocols and httptools' parser), about a third of
+  aiohttp's CPU per request.  For an upstream that `HTTP(S)_PROXY` /
+  `NO_PROXY` send through a proxy it hands over to aiohttp, which speaks to
+  proxies.
+- "aiohttp": aiohttp's client for every upstream.  `scripts/bench_stack.py`
   measured it at about a third of httpx's CPU per request and half per
   streamed chunk, and it does not slow down with many requests in flight as
   httpx's pool does.
 - "httpx": httpx's `AsyncClient`; any httpx transport can be injected, which
   is how tests run the relay without sockets.
 
-aiohttp's exceptions are translated into httpx's at this boundary, so the
-rest of tollway sees one exception tree either way.
+Every backend raises httpx's exceptions (aiohttp's are translated at this
+boundary), so the rest of tollway sees one exception tree.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from importlib.metadata import version as _package_version
 from typing import Literal
 
 import aiohttp
@@ -30,15 +36,17 @@ from tollway.config import BUILTIN_DEMO, Settings, UpstreamConfig
 from tollway.errors import APIError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from tollway.serving.shutdown import Cut, Shutdown
 from tollway.upstream.answer import AiohttpAnswer, Answer, HttpxAnswer, translate_aiohttp
+from tollway.upstream.lean import LeanClient
 from tollway.upstream.scrub import Scrubber
 
 __all__ = ["Backend", "UpstreamClient", "chunks_with_idle_timeout"]
 
-Backend = Literal["aiohttp", "httpx"]
+Backend = Literal["lean", "aiohttp", "httpx"]
 
 _MAX_ERROR_BODY = 64 * 1024
+_USER_AGENT = f"tollway/{_package_version('tollway')}"
 _PASSED_HEADERS = ("retry-after", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests")
-_KEEPALIVE_SECONDS = 5.0  # httpx's default keep-alive expiry, kept for both backends
+_KEEPALIVE_SECONDS = 5.0  # httpx's default keep-alive expiry, kept for every backend
 
 
 class UpstreamClient:
@@ -49,7 +57,7 @@ class UpstreamClient:
         demo_base_url: str | None = None,
         demo_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        backend: Backend = "aiohttp",
+        backend: Backend = "lean",
     ) -> None:
         """`transport` is an httpx transport, so giving one selects the httpx backend."""
         ups = settings.config.upstreams
@@ -67,9 +75,13 @@ class UpstreamClient:
         self.scrub = Scrubber(keys.values())
         connections = max((u.max_connections for u in ups), default=1000)
         self.backend: Backend = "httpx" if transport is not None else backend
-        self._send: _HttpxBackend | _AiohttpBackend = (
-            _HttpxBackend(connections, transport) if self.backend == "httpx" else _AiohttpBackend(connections)
-        )
+        self._send: _HttpxBackend | _AiohttpBackend | _LeanBackend
+        if self.backend == "httpx":
+            self._send = _HttpxBackend(connections, transport)
+        elif self.backend == "aiohttp":
+            self._send = _AiohttpBackend(connections)
+        else:
+            self._send = _LeanBackend(connections)
 
     @staticmethod
     def _headers_for(upstream: UpstreamConfig, key: str | None) -> dict[str, str]:
@@ -288,7 +300,7 @@ class _AiohttpBackend:
             cookie_jar=aiohttp.DummyCookieJar(),  # one client serves every workspace: no shared cookies
         )
 
-    def _proxy(self, url: str) -> tuple[URL | None, BasicAuth | None]:
+    def proxy_for(self, url: str) -> tuple[URL | None, BasicAuth | None]:
         """HTTP(S)_PROXY / NO_PROXY for this URL, read once (httpx honours them too)."""
         if url not in self._proxies:
             try:
@@ -306,7 +318,7 @@ class _AiohttpBackend:
         if timeout is None:
             timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_connect=connect_timeout)
             self._timeouts[connect_timeout] = timeout
-        proxy, proxy_auth = self._proxy(url)
+        proxy, proxy_auth = self.proxy_for(url)
         try:
             answer = await self._session.post(
                 url,
@@ -324,3 +336,31 @@ class _AiohttpBackend:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class _LeanBackend:
+    """tollway's own client; aiohttp for the upstreams the environment sends through a proxy."""
+
+    def __init__(self, connections: int) -> None:
+        # httpx's trust store (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), as for the other backends.
+        self._client = LeanClient(
+            connections, keepalive_seconds=_KEEPALIVE_SECONDS, ssl_context=httpx.create_ssl_context()
+        )
+        self._proxied = _AiohttpBackend(connections)  # opens nothing until a proxied upstream is used
+        self._direct: dict[str, bool] = {}
+
+    async def __call__(
+        self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float
+    ) -> Answer:
+        direct = self._direct.get(url)
+        if direct is None:
+            direct = self._direct[url] = self._proxied.proxy_for(url)[0] is None
+        if not direct:
+            return await self._proxied(url, body, headers, connect_timeout)
+        if "user-agent" not in headers:
+            headers = {**headers, "user-agent": _USER_AGENT}
+        return await self._client.post(url, body, headers, connect_timeout)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._proxied.aclose()
