@@ -1,4 +1,4 @@
-"""`[server] upstream_client = "aiohttp" | "httpx"`: the other forwarding clients bill to the same nano-dollar.
+"""`[server] upstream_client = "aiohttp" | "httpx"`: the other clients bill to the same nano-dollar.
 
 The default, the lean client, is what every other end-to-end test forwards with.
 """

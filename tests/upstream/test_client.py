@@ -173,7 +173,7 @@ async def test_the_lean_backend_hands_proxied_upstreams_to_aiohttp(monkeypatch: 
     client = UpstreamClient(settings(up))
     sent: list[str] = []
 
-    async def via_aiohttp(self: Any, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Any:
+    async def via_aiohttp(self: Any, url: str, body: bytes, headers: dict[str, str], seconds: float) -> Any:
         sent.append(url)
         raise httpx.ConnectError("the proxy is not there")
 
