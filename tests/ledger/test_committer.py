@@ -175,3 +175,42 @@ async def test_a_cancelled_caller_does_not_stop_its_commit(
         await job
     await sqlite_ledger.transact(ws, lambda writer: writer.head())  # the thread is still serving
     assert await sqlite_ledger.balance(ws) == Balance(9, 0)
+
+
+async def test_an_uncontended_reservation_commits_on_the_callers_thread(
+    sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
+) -> None:
+    accounts = AccountStore(sqlite_engine)
+    ws = (await accounts.create_workspace("inline")).id
+    key = (await accounts.create_key(ws, "k", None, "total")).key.id
+    await credit(sqlite_ledger, ws, 100, None, None)
+    committer = sqlite_ledger._committer
+    assert committer is not None
+    seen: list[str] = []
+
+    async def reserve(writer: LedgerWriter, rid: str) -> Entry:
+        seen.append(threading.current_thread().name)
+        return await writer.append(
+            Draft(workspace_id=ws, kind="reserve", hold_nano=10, key_id=key, reservation_id=rid)
+        )
+
+    inline, commits = committer.inline_commits, committer.commits
+    entry = await sqlite_ledger.transact(ws, lambda w: reserve(w, "req_1"), durable=False)
+    assert (entry.ws_seq, entry.held_nano) == (2, 10)
+    assert seen == [threading.current_thread().name]  # the event loop's thread, not tollway-ledger
+    assert (committer.inline_commits, committer.commits) == (inline + 1, commits + 1)
+    # A durable write never runs there; a reservation that meets a held write lock waits for the thread.
+    gate, blocked = await _hold_thread(sqlite_ledger)
+    queued = asyncio.ensure_future(sqlite_ledger.transact(ws, lambda w: reserve(w, "req_2"), durable=False))
+    await asyncio.sleep(0.02)
+    assert not queued.done()
+    gate.set()
+    second = await queued
+    await blocked
+    assert seen[-1] == "tollway-ledger" and committer.inline_commits == inline + 1
+    assert (second.ws_seq, second.held_nano) == (3, 20)
+    # A refusal raised inline rolls back and reaches the caller like any other.
+    with pytest.raises(IntegrityError):
+        await sqlite_ledger.transact(ws, lambda w: reserve(w, "req_1"), durable=False)
+    assert await sqlite_ledger.balance(ws) == Balance(100, 20)
+    assert (await verify_ledger(sqlite_engine)).ok
