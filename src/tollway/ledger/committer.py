@@ -123,7 +123,8 @@ class GroupCommitter:
         if not durable:
             done, result = self._inline(work)
             if done:
-                return result
+                ran: T = result
+                return ran
         job = _Job(work, durable, asyncio.get_running_loop(), abandoned)
         self._queue.put(job)
         return await job.future
