@@ -1,7 +1,8 @@
 """tollway's benchmark: every scenario direct-to-mock and through tollway, interleaved in rounds.
 
     scripts/bench [--rounds 5] [--quick] [--out bench-results] [--postgres URL | --no-postgres]
-                  [--baseline SRC] [--rate-limits none|key-rpm|all]
+                  [--baseline SRC [--baseline-limits same|none]] [--floor]
+                  [--rate-limits none|key-rpm|all]
 
 Starts `tollway mock-upstream` and `tollway serve` (billing on, SQLite in a
 temporary folder) as separate processes on loopback and drives them from
@@ -12,6 +13,9 @@ median over rounds of each figure and of the difference (tollway - direct).
 `git worktree` of an earlier commit, its `src` folder) beside the first,
 in front of the same mock, measured in the same rounds right after it:
 its figures are reported as `baseline_*`, with ratios to this tree's.
+`--floor` adds `scripts/floor_proxy.py` twice, a bare relay (`floor_*`) and
+one with a durable group-committed write per request (`floor_ledger_*`):
+the least a Python proxy on this stack costs, measured in the same rounds.
 Then it times reserve + settle with 1,000 and 1,000,000 prior ledger entries
 in the workspace (`bench_ledger.py`), on SQLite and, given `--postgres` (the
 `scripts/bench` wrapper starts a throwaway server when PostgreSQL is
@@ -303,6 +307,12 @@ def main() -> None:
         metavar="SRC",
         help="another tollway source tree (its src folder) to measure side by side, as `baseline`",
     )
+    parser.add_argument(
+        "--baseline-limits",
+        choices=("same", "none"),
+        default="same",
+        help="the baseline's key gets the same --rate-limits (default), or none (a tree from before them)",
+    )
     args = parser.parse_args()
     n_latency, n_stream, seconds, n_open = (100, 10, 2.0, 200) if args.quick else (400, 40, 5.0, 1000)
 
@@ -325,7 +335,8 @@ def main() -> None:
         for name, src in sources.items():
             home = folder / name
             home.mkdir()
-            servers[name], proxies[name] = start_tollway(home, mock_url, env, src, args.rate_limits)
+            limits = "none" if name == "baseline" and args.baseline_limits == "none" else args.rate_limits
+            servers[name], proxies[name] = start_tollway(home, mock_url, env, src, limits)
         if args.floor:
             for name, mode in (("floor", "none"), ("floor_ledger", "ledger")):
                 servers[name], proxies[name] = start_floor(name, mock_url, env, mode)
@@ -470,6 +481,7 @@ def main() -> None:
         "quick": args.quick,
         "rate_limits": args.rate_limits,
         "baseline": args.baseline,
+        "baseline_limits": args.baseline_limits,
         "floor": args.floor,
         "results": results,
     }

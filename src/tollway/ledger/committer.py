@@ -21,14 +21,6 @@ chain stays whole and the next durable commit makes every earlier one durable.
 
 A job body is the same coroutine the asynchronous path runs; on this thread
 its statements complete without suspending, so `drive` runs it to its end.
-
-A reservation (`durable=False`) is first tried on the caller's own thread,
-on a second connection that never waits: `busy_timeout` 0 (if the write
-lock is taken, by this process's ledger thread or another process, the job
-goes to the thread as usual), no checkpoints (the ledger thread's connection
-runs them) and no sync.  What it can cost the event loop is the few
-statements' CPU (~50 µs), never a wait on a lock or the disk; what it saves
-at c=1 is the two thread hand-offs (~150 µs of latency per request here).
 """
 
 from __future__ import annotations
@@ -47,7 +39,6 @@ from tollway.ledger.driver import SqliteSql, translate
 __all__ = ["GroupCommitter", "drive"]
 
 T = TypeVar("T")
-_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 Work = Callable[[SqliteSql], Awaitable[T]]
 
 
@@ -104,8 +95,6 @@ class GroupCommitter:
         self._wal_mode = True
         self.commits = 0  # for tests and benchmarks: how many transactions were committed
         self.syncs = 0  # ... and how many of them waited for the disk
-        self.inline_commits = 0  # ... and how many ran on the caller's thread
-        self._here: sqlite3.Connection | None = None  # the callers' connection (see `_inline`)
         self._thread = threading.Thread(target=self._serve, name="tollway-ledger", daemon=True)
         self._started = False
         self._lock = threading.Lock()
@@ -120,42 +109,9 @@ class GroupCommitter:
                 if not self._started:
                     self._thread.start()
                     self._started = True
-        if not durable:
-            done, result = self._inline(work)
-            if done:
-                ran: T = result
-                return ran
         job = _Job(work, durable, asyncio.get_running_loop(), abandoned)
         self._queue.put(job)
         return await job.future
-
-    def _inline(self, work: Work[T]) -> tuple[bool, Any]:
-        """Run `work` now on this thread if the write lock is free: (True, result), else (False, None)."""
-        connection = self._here
-        if connection is None:
-            connection = self._here = sqlite3.connect(self._path, check_same_thread=False)
-            configure_sqlite(connection)
-            connection.execute("PRAGMA busy_timeout=0")  # never wait for the lock: the thread will
-            connection.execute("PRAGMA wal_autocheckpoint=0")  # the ledger thread checkpoints
-            connection.execute("PRAGMA synchronous=NORMAL")
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode in _BUSY:
-                return False, None
-            raise translate("BEGIN IMMEDIATE", (), error) from error
-        try:
-            result = drive(work(SqliteSql(connection)))
-            connection.execute("COMMIT")
-        except BaseException as error:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            if isinstance(error, sqlite3.Error):
-                raise translate("COMMIT", (), error) from error
-            raise
-        self.commits += 1
-        self.inline_commits += 1
-        return True, result
 
     def close(self) -> None:
         with self._lock:
@@ -163,9 +119,6 @@ class GroupCommitter:
                 self._queue.put(None)
                 self._thread.join()
                 self._started = False
-            if self._here is not None:
-                self._here.close()
-                self._here = None
 
     def _serve(self) -> None:
         connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
