@@ -21,7 +21,7 @@ from tollway.errors import (
     UpstreamUnavailable,
 )
 from tollway.runtime import Runtime
-from tollway.surfaces import surfaces_for
+from tollway.surfaces import check_protocol
 from tollway.surfaces.anthropic_messages import ANTHROPIC_MESSAGES
 from tollway.surfaces.base import forward_body
 from tollway.validation import decode_object
@@ -45,13 +45,7 @@ async def _count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model: Field required (a non-empty string).", param="model")
     route = runtime.router.resolve(model)
-    if route.protocol != ANTHROPIC_MESSAGES.protocol:
-        raise InvalidRequest(
-            f"The model '{route.model.name}' is served over the {route.protocol} protocol, not on "
-            f"POST /v1{_PATH}: call {surfaces_for(route.protocol)}.",
-            code="wrong_surface",
-            param="model",
-        )
+    check_protocol(route.model.name, route.protocol, ANTHROPIC_MESSAGES.protocol, f"/v1{_PATH}")
     _, passed = ANTHROPIC_MESSAGES.upstream_request(headers, "")
     forwarded = forward_body(body, route.model.target)
     failure: APIError | None = None

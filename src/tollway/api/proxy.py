@@ -31,7 +31,7 @@ from tollway.api.edge import request_id as edge_request_id
 from tollway.api.openapi.surfaces import surface_docs
 from tollway.billing.biller import Hold, Settlement
 from tollway.clock import now_us
-from tollway.errors import APIError, InvalidRequest, RequestTooLarge, UpstreamStatus
+from tollway.errors import APIError, RequestTooLarge, UpstreamStatus
 from tollway.money import format_usd
 from tollway.observe import Exchange
 from tollway.pipeline.complete import meter_body, render_body
@@ -40,7 +40,7 @@ from tollway.pipeline.relay import relay_stream
 from tollway.pipeline.routing import forward
 from tollway.runtime import Runtime
 from tollway.serving.timeouts import Receive, Send
-from tollway.surfaces import surfaces_for
+from tollway.surfaces import check_protocol
 from tollway.surfaces.base import Surface
 from tollway.usage import Usage
 
@@ -167,13 +167,7 @@ class SurfaceApp:
         exchange.model, exchange.stream = call.model, call.stream
         route = runtime.router.resolve(call.model)
         exchange.served = route.model.name
-        if route.protocol != surface.protocol:
-            raise InvalidRequest(
-                f"The model '{route.model.name}' is served over the {route.protocol} protocol, not on "
-                f"POST /v1{surface.path}: call {surfaces_for(route.protocol)}.",
-                code="wrong_surface",
-                param="model",
-            )
+        check_protocol(route.model.name, route.protocol, surface.protocol, f"/v1{surface.path}")
         path, passed = surface.upstream_request(headers, scope.get("query_string", b"").decode("latin-1"))
         request_id = edge_request_id(scope)
         started = now_us()
