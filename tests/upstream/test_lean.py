@@ -25,6 +25,7 @@ import httpx
 import pytest
 import uvloop
 
+from tollway.upstream import lean_pool
 from tollway.upstream.lean import LeanClient, LeanResponse
 from tollway.upstream.lean_pool import HIGH_WATER
 
@@ -369,6 +370,24 @@ async def test_stale_kept_alive_connection_is_retried_once() -> None:
         assert up.connections == 2
         assert len(up.requests) == 3
         assert up.requests[0] == up.requests[1] == up.requests[2]
+
+
+async def test_a_kept_alive_connection_that_dies_late_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closed without an answer well after the request went out: the upstream may have taken it, so a 502."""
+    monkeypatch.setattr(lean_pool, "STALE_WINDOW", 0.05)
+
+    async def handler(up: Upstream, reader: Reader, writer: Writer, n: int) -> None:
+        await up.request(reader)
+        writer.write(ok(b"first"))
+        await up.request(reader)
+        await asyncio.sleep(0.2)  # took the second request, then died without answering
+
+    async with upstream(handler) as up, lean() as client:
+        assert await (await post(client, up)).read() == b"first"
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response") as caught:
+            await post(client, up)
+        assert not isinstance(caught.value, lean_pool.Stale)
+        assert (up.connections, len(up.requests)) == (1, 2)  # sent once, not again
 
 
 async def test_no_second_retry_and_none_on_a_fresh_connection() -> None:

@@ -19,8 +19,10 @@ what forwarding a model request needs.
   each; beyond that `post` waits in line for `connect_timeout` (then
   `httpx.PoolTimeout`).  Idle ones are reused newest first and dropped after
   `keepalive_seconds` or once the peer closed them.  A request on a reused
-  connection that dies before a byte of the response goes again, once, on a
-  fresh connection.
+  connection that dies before a byte of the response, within
+  `lean_pool.STALE_WINDOW` (1 s) of being sent, goes again, once, on a fresh
+  connection: the upstream closed it while idle.  Later, the upstream may
+  have taken the request; that is a `RemoteProtocolError`, not a retry.
 - A connection returns to the pool only when its response was received to
   the end and both sides allow keep-alive.  An abandoned or cancelled
   response closes its connection at once, which stops the upstream.

@@ -23,9 +23,13 @@ from typing import cast
 import httptools
 import httpx
 
-__all__ = ["HIGH_WATER", "Stale", "_Conn", "_Pool"]
+__all__ = ["HIGH_WATER", "STALE_WINDOW", "Stale", "_Conn", "_Pool"]
 
 HIGH_WATER = 1 << 20  # bytes buffered for a streaming reader before the socket stops being read
+# A kept-alive connection that dies this soon after the request went out, before a byte of the
+# answer, was closed by the upstream while idle (the request crossed its FIN): the request can go
+# again.  Later, the upstream may have taken the request and failed on it: no second try, a 502.
+STALE_WINDOW = 1.0
 
 
 class Stale(httpx.RemoteProtocolError):
@@ -48,6 +52,7 @@ class _Conn(asyncio.Protocol):
         "raw",
         "read_paused",
         "received",
+        "sent_at",
         "status",
         "transport",
         "uses",
@@ -63,6 +68,7 @@ class _Conn(asyncio.Protocol):
         self.lost = False  # the peer closed, the connection broke, or it was aborted
         self.uses = 0
         self.idle_since = 0.0
+        self.sent_at = 0.0
         self.waiter: asyncio.Future[None] | None = None
         self.write_paused = False
         self.read_paused = False
@@ -103,6 +109,7 @@ class _Conn(asyncio.Protocol):
         self.active = True
         self.uses += 1
         assert self.transport is not None
+        self.sent_at = self.loop.time()
         self.transport.write(data)
         while self.write_paused and self.error is None and not self.headers_done:
             await self.wait()  # the kernel has not taken the body yet (resume_writing wakes us)
@@ -164,7 +171,7 @@ class _Conn(asyncio.Protocol):
         if self.active and not self.done and self.error is None:
             why = f" ({exc})" if exc is not None else ""
             if not self.headers_done:
-                if not self.received and self.uses > 1:
+                if not self.received and self.uses > 1 and self.loop.time() - self.sent_at <= STALE_WINDOW:
                     self.error = Stale(f"the upstream closed a kept-alive connection{why}")
                 else:
                     self.error = httpx.RemoteProtocolError(
