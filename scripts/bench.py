@@ -78,6 +78,8 @@ UPSTREAM_MODELS = {
     MODEL: "demo",
     "bench-stream": "demo:chunks=64,chunk_delay_ms=1",
     "bench-one": "demo:chunks=1",
+    "bench-embed": "demo-embed",
+    "bench-claude": "claude-mock",
 }
 
 
@@ -111,6 +113,24 @@ def body(model: str, stream: bool = False) -> bytes:
 def responses_body(model: str, stream: bool = False) -> bytes:
     """The same request on the Responses surface (`POST /v1/responses`)."""
     return json.dumps({"model": model, "input": "Say hi", "stream": stream}).encode()
+
+
+def embeddings_body(model: str, stream: bool = False) -> bytes:
+    return json.dumps({"model": model, "input": "Say hi"}).encode()
+
+
+def messages_body(model: str, stream: bool = False) -> bytes:
+    """The same request on Anthropic's Messages surface (`POST /v1/messages`)."""
+    return json.dumps({"model": model, "max_tokens": 64, "messages": HI, "stream": stream}).encode()
+
+
+# Every surface the CPU figures cover: its path, its body, its model.
+SURFACE_CALLS = {
+    "chat": ("/v1/chat/completions", body, None),
+    "responses": ("/v1/responses", responses_body, None),
+    "embeddings": ("/v1/embeddings", embeddings_body, "bench-embed"),
+    "messages": ("/v1/messages", messages_body, "bench-claude"),
+}
 
 
 async def post(client: aiohttp.ClientSession, model: str) -> int:
@@ -214,7 +234,7 @@ def write_config(folder: Path, mock_url: str, database_url: str) -> Path:
     prices = "\n".join(
         f'[[prices]]\nmodel = "{m}"\neffective_from = 2024-01-01T00:00:00Z\ninput = "0.15"\n'
         f'cached_input = "0.075"\noutput = "0.60"\n'
-        for m in (MODEL, "bench-stream", "bench-open", "bench-one")
+        for m in (MODEL, "bench-stream", "bench-open", "bench-one", "bench-embed", "bench-claude")
     )
     (folder / "prices" / "bench.toml").write_text(prices)
     config = folder / "tollway.toml"
@@ -227,6 +247,12 @@ def write_config(folder: Path, mock_url: str, database_url: str) -> Path:
         '[[models]]\nname = "bench-open"\nupstream = "mock"\n'
         'upstream_model = "demo:chunks=20,chunk_delay_ms=250"\nmax_output_tokens = 64\n'
         '[[models]]\nname = "bench-one"\nupstream = "mock"\nupstream_model = "demo:chunks=1"\n'
+        "max_output_tokens = 64\n"
+        '[[models]]\nname = "bench-embed"\nupstream = "mock"\nupstream_model = "demo-embed"\n'
+        'encoding = "cl100k_base"\n'
+        f'[[upstreams]]\nname = "mock-anthropic"\nbase_url = "{mock_url}/v1"\nprotocol = "anthropic"\n'
+        "max_connections = 2000\n"
+        '[[models]]\nname = "bench-claude"\nupstream = "mock-anthropic"\nupstream_model = "claude-mock"\n'
         "max_output_tokens = 64\n"
     )
     return config
@@ -398,7 +424,11 @@ def main() -> None:
         async def cpu_batch(
             model: str, count: int, stream_it: bool, responses: bool = False, name: str = "tollway"
         ) -> float:
-            path, make = ("/v1/responses", responses_body) if responses else ("/v1/chat/completions", body)
+            return await surface_batch("responses" if responses else "chat", model, count, stream_it, name)
+
+        async def surface_batch(surface: str, model: str, count: int, stream_it: bool, name: str) -> float:
+            path, make, _ = SURFACE_CALLS[surface]
+            responses = surface == "responses"
             pid = servers[name].pid
             model = proxies[name].model(model)
             before = cpu_seconds(pid)
@@ -407,7 +437,7 @@ def main() -> None:
                 async def one() -> None:
                     async with client.post(path, data=make(model, stream_it), headers=JSON) as response:
                         text = await response.read()
-                        assert response.status == 200
+                        assert response.status == 200, (name, path, response.status, text[:300])
                         # A Responses stream ends with its terminal event (there is no [DONE]).
                         assert not (responses and stream_it) or b"event: response.completed" in text
 
@@ -426,11 +456,18 @@ def main() -> None:
             # completed), so the difference is 63 relayed delta events, as for chat's chunks.
             per_responses_64 = await cpu_batch("bench-stream", n_cpu_streams, True, responses=True, name=name)
             per_responses_1 = await cpu_batch("bench-one", n_cpu_streams, True, responses=True, name=name)
-            return {
+            figures = {
                 "per_billed_request_us": per_request * US,
                 "per_relayed_chunk_us": (per_stream_64 - per_stream_1) / 63 * US,
                 "per_relayed_responses_event_us": (per_responses_64 - per_responses_1) / 63 * US,
             }
+            # Non-stream CPU per billed request on every other surface (the same hot path).
+            for surface in ("responses", "embeddings", "messages"):
+                model = SURFACE_CALLS[surface][2] or MODEL
+                figures[f"per_billed_{surface}_request_us"] = (
+                    await surface_batch(surface, model, n_cpu // 2, False, name) * US
+                )
+            return figures
 
         # Interleaved like the rest: each round measures every server in turn.
         cpu_rounds: dict[str, list[dict[str, float]]] = {name: [] for name in proxies}

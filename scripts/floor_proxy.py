@@ -89,7 +89,12 @@ def _resolve(futures: list[asyncio.Future[None]]) -> None:
 
 def make_app(upstream: str, ledger: GroupLedger | None) -> Any:
     session: aiohttp.ClientSession | None = None
-    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    # anthropic-version as tollway sets it by default (the mock's Messages surface wants one).
+    headers = {
+        "content-type": "application/json",
+        "accept-encoding": "identity",
+        "anthropic-version": "2023-06-01",
+    }
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         nonlocal session
