@@ -25,9 +25,9 @@ import httpx
 import pytest
 import uvloop
 
-from tollway.upstream import lean_pool
+from tollway.upstream import lean_conn
 from tollway.upstream.lean import LeanClient, LeanResponse
-from tollway.upstream.lean_pool import HIGH_WATER
+from tollway.upstream.lean_conn import HIGH_WATER
 
 BODY = b'{"model":"m","messages":[]}'
 Reader = asyncio.StreamReader
@@ -374,7 +374,7 @@ async def test_stale_kept_alive_connection_is_retried_once() -> None:
 
 async def test_a_kept_alive_connection_that_dies_late_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     """Closed without an answer well after the request went out: the upstream may have taken it, so a 502."""
-    monkeypatch.setattr(lean_pool, "STALE_WINDOW", 0.05)
+    monkeypatch.setattr(lean_conn, "STALE_WINDOW", 0.05)
 
     async def handler(up: Upstream, reader: Reader, writer: Writer, n: int) -> None:
         await up.request(reader)
@@ -386,7 +386,7 @@ async def test_a_kept_alive_connection_that_dies_late_is_not_retried(monkeypatch
         assert await (await post(client, up)).read() == b"first"
         with pytest.raises(httpx.RemoteProtocolError, match="without sending a response") as caught:
             await post(client, up)
-        assert not isinstance(caught.value, lean_pool.Stale)
+        assert not isinstance(caught.value, lean_conn.Stale)
         assert (up.connections, len(up.requests)) == (1, 2)  # sent once, not again
 
 

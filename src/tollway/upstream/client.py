@@ -5,7 +5,7 @@ its failure, into either an open `Answer` (`answer.py`) or one of tollway's
 `APIError`s.  Below that policy sits one of three backends:
 
 - "lean" (the default): tollway's own HTTP/1.1 client (`lean.py`,
-  `lean_pool.py`: asyncio protocols and httptools' parser), about a third of
+  `lean_conn.py`, `lean_pool.py`: asyncio protocols and httptools' parser), about a third of
   aiohttp's CPU per request.  For an upstream that `HTTP(S)_PROXY` /
   `NO_PROXY` send through a proxy it hands over to aiohttp, which speaks to
   proxies.

@@ -20,7 +20,7 @@ what forwarding a model request needs.
   `httpx.PoolTimeout`).  Idle ones are reused newest first and dropped after
   `keepalive_seconds` or once the peer closed them.  A request on a reused
   connection that dies before a byte of the response, within
-  `lean_pool.STALE_WINDOW` (1 s) of being sent, goes again, once, on a fresh
+  `lean_conn.STALE_WINDOW` (1 s) of being sent, goes again, once, on a fresh
   connection: the upstream closed it while idle.  Later, the upstream may
   have taken the request; that is a `RemoteProtocolError`, not a retry.
 - A connection returns to the pool only when its response was received to
@@ -43,7 +43,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tollway.upstream.lean_pool import Stale, _Conn, _Pool
+from tollway.upstream.lean_conn import Connection, Stale
+from tollway.upstream.lean_pool import Pool
 
 __all__ = ["LeanClient", "LeanResponse"]
 
@@ -64,8 +65,8 @@ class LeanClient:
         self._limit = connections
         self._keepalive = keepalive_seconds
         self._ssl = ssl_context
-        self._pools: dict[tuple[str, str, int], _Pool] = {}
-        self._targets: dict[str, tuple[_Pool, bytes]] = {}  # url -> its pool, request line and host
+        self._pools: dict[tuple[str, str, int], Pool] = {}
+        self._targets: dict[str, tuple[Pool, bytes]] = {}  # url -> its pool, request line and host
         self._closed = False
 
     async def post(
@@ -101,7 +102,7 @@ class LeanClient:
         for pool in self._pools.values():
             pool.close_idle()
 
-    def _target(self, url: str) -> tuple[_Pool, bytes]:
+    def _target(self, url: str) -> tuple[Pool, bytes]:
         parts = urlsplit(url)
         scheme = parts.scheme
         if scheme not in ("http", "https"):
@@ -130,7 +131,7 @@ class LeanClient:
                 if self._ssl is None:
                     self._ssl = ssl.create_default_context()
                 context = self._ssl
-            pool = self._pools[key] = _Pool(host, port, context, self._limit, self._keepalive)
+            pool = self._pools[key] = Pool(host, port, context, self._limit, self._keepalive)
         if len(self._targets) >= _MAX_CACHED:
             self._targets.clear()
         target = self._targets[url] = (pool, start)
@@ -142,8 +143,8 @@ class LeanResponse:
 
     __slots__ = ("_conn", "_pool", "_used", "content", "headers", "raw_headers", "status_code")
 
-    def __init__(self, conn: _Conn, pool: _Pool) -> None:
-        self._conn: _Conn | None = conn
+    def __init__(self, conn: Connection, pool: Pool) -> None:
+        self._conn: Connection | None = conn
         self._pool = pool
         self._used = False
         self.content = b""  # the whole body, once `read` returned it
@@ -224,7 +225,7 @@ class LeanResponse:
         if conn is not None:
             self._release(conn.done and conn.keep)
 
-    def _start(self) -> _Conn:
+    def _start(self) -> Connection:
         if self._used:
             raise RuntimeError("the body can be read once, with read() or chunks()")
         self._used = True
