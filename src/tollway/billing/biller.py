@@ -9,11 +9,9 @@ spend plus its open reservations must stay within its ceiling.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from decimal import Decimal
 
-import msgspec
 from msgspec import Struct
 from sqlalchemy.exc import IntegrityError
 
@@ -34,7 +32,7 @@ from tollway.limits import Admission, Ticket, admit, close_admission, read_confi
 from tollway.money import NANOS_PER_USD, format_usd
 from tollway.pipeline.context import EndState, RequestContext
 from tollway.pipeline.routing import Route
-from tollway.pricing import Price, PriceBook, cost_nanos, worst_case_nanos
+from tollway.pricing import Price, PriceBook, cost_nanos, rates_text, worst_case_nanos
 from tollway.surfaces.base import Call
 from tollway.tokens import TokenCounter
 from tollway.usage import Usage
@@ -71,23 +69,6 @@ class Settlement(Struct, frozen=True):
     @property
     def cost_usd(self) -> Decimal:
         return Decimal(self.cost_nano) / NANOS_PER_USD
-
-
-@functools.lru_cache(maxsize=4096)
-def _rates(price: Price) -> str:
-    """The rates a usage record keeps (the same text for every request at this price)."""
-    return msgspec.json.encode(
-        {
-            "price_id": price.id,
-            "input": str(price.input),
-            "cached_input": str(price.cached_input),
-            "cache_write": str(price.cache_write),
-            "cache_write_1h": str(price.cache_write_1h),
-            "output": str(price.output),
-            "reasoning": str(price.reasoning),
-            "request": str(price.request),
-        }
-    ).decode()
 
 
 class Biller:
@@ -260,7 +241,7 @@ class Biller:
             report_invalid=usage.report_invalid,
             upstream_model=(ctx.upstream_model or ctx.route.model.target)[:200],
             operation_type=ctx.surface.operation,
-            rates=_rates(hold.price),
+            rates=rates_text(hold.price),
             cost_nano=cost,
             started_at=ctx.started_us,
             finished_at=now_us(),

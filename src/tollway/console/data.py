@@ -10,21 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from msgspec import Struct
-from sqlalchemy import select
 
 from tollway.accounts import ApiKey, Workspace
 from tollway.billing.periods import period_start_us
 from tollway.db import create_engine
-from tollway.db.schema import api_keys
 from tollway.errors import NotFound
 from tollway.ledger import Balance, Entry
-from tollway.ledger.record import UsageRecord
 from tollway.ledger.verify import Report, verify_ledger
 from tollway.pricing import Price
 from tollway.reports import queries
 from tollway.reports.params import US_PER_DAY, Filters, Period, decode_cursor, encode_cursor
 from tollway.reports.queries import Totals
-from tollway.reports.render import record_view
 from tollway.runtime import Runtime
 from tollway.validation import is_id
 
@@ -35,7 +31,6 @@ __all__ = [
     "key_rows",
     "ledger_page",
     "prices_in_force",
-    "record_detail",
     "request_page",
     "run_verify",
     "usage",
@@ -127,20 +122,6 @@ async def key_rows(runtime: Runtime, workspace_id: str, now: int) -> list[KeyRow
             since = period_start_us(key.spend_limit_period, now)
             rows.append(KeyRow(key, await queries.key_spend(conn, key.id, since)))
     return rows
-
-
-async def record_detail(
-    runtime: Runtime, workspace_id: str | None, request_id: str
-) -> tuple[UsageRecord, dict[str, Any]]:
-    """One usage record (None: any workspace) and the API's view of it; 404 outside the workspace."""
-    async with runtime.engine.connect() as conn:
-        record = await queries.find_record(conn, workspace_id, request_id) if is_id(request_id) else None
-        if record is None:
-            raise NotFound(f"No usage record with id '{request_id[:100]}'.", param="request_id")
-        name = (
-            await conn.execute(select(api_keys.c.name).where(api_keys.c.id == record.key_id))
-        ).scalar_one_or_none()
-    return record, record_view(record, name)
 
 
 def prices_in_force(runtime: Runtime, now: int) -> list[Price]:

@@ -31,7 +31,7 @@ from tollway.keys import new_id
 from tollway.ledger import Draft, Ledger, UsageRecord
 from tollway.limits import RateLimits
 from tollway.money import NANOS_PER_USD
-from tollway.pricing import Price, PriceBook, cost_nanos
+from tollway.pricing import Price, PriceBook, cost_nanos, rates_text
 
 __all__ = ["DemoKey", "DemoWorkspace", "main", "seed", "seed_requests"]
 
@@ -53,22 +53,6 @@ class DemoWorkspace(Struct, frozen=True):
     name: str
     keys: list[DemoKey]
     requests: int
-
-
-def _rates(price: Price) -> str:
-    return json.dumps(
-        {
-            "price_id": price.id,
-            "input": str(price.input),
-            "cached_input": str(price.cached_input),
-            "cache_write": str(price.cache_write),
-            "cache_write_1h": str(price.cache_write_1h),
-            "output": str(price.output),
-            "reasoning": str(price.reasoning),
-            "request": str(price.request),
-        },
-        separators=(",", ":"),
-    )
 
 
 async def seed_requests(
@@ -117,7 +101,7 @@ async def seed_requests(
                 prompt_source="counted" if counted else "upstream",
                 completion_source="counted" if counted else "upstream",
                 estimated=False,
-                rates=_rates(price),
+                rates=rates_text(price),
                 cost_nano=cost,
                 started_at=finished - rng.randint(200_000, 9_000_000),
                 finished_at=finished,

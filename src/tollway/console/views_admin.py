@@ -173,7 +173,7 @@ class AdminConsole(Controller):
     async def request_record(self, request: Request[Any, Any, Any]) -> Response[str]:
         console = console_of(request)
         session = await current_session(request, "console")
-        record, view = await data.record_detail(runtime_of(request), None, request.path_params["request_id"])
+        record, view = await runtime_of(request).reports.record(None, request.path_params["request_id"])
         context = base_context("console", session, f"Request {record.id}")
         context.update(record_context(record, view))
         back = f"/console/workspaces/{record.workspace_id}"

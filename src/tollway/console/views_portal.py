@@ -7,7 +7,6 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 
 from tollway.clock import now_us
-from tollway.console import data
 from tollway.console.forms import parse_form
 from tollway.console.guard import check_csrf, check_origin, current_session, end_cookie, session_cookie
 from tollway.console.render import redirect
@@ -64,8 +63,8 @@ class Portal(Controller):
     async def request_record(self, request: Request[Any, Any, Any]) -> Response[str]:
         console = console_of(request)
         session = await current_session(request, "portal")
-        record, view = await data.record_detail(
-            runtime_of(request), session.workspace_id, request.path_params["request_id"]
+        record, view = await runtime_of(request).reports.record(
+            session.workspace_id, request.path_params["request_id"]
         )
         context = base_context("portal", session, f"Request {record.id}")
         context.update(record_context(record, view))

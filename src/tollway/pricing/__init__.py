@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tollway.pricing.book import PriceBook
 from tollway.pricing.cost import cost_nanos, cost_usd, worst_case_nanos
-from tollway.pricing.price import Price, format_us, make_price
+from tollway.pricing.price import Price, format_us, make_price, rates_text
 from tollway.pricing.rates import PriceError
 from tollway.pricing.table import check_served, load_price_book, load_price_file
 
@@ -23,6 +23,7 @@ __all__ = [
     "load_price_book",
     "load_price_file",
     "make_price",
+    "rates_text",
     "worst_case_nanos",
 ]
 

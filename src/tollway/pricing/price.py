@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import msgspec
 from msgspec import Struct
 
 from tollway.pricing.rates import ATTO_PER_NANO, PriceError, parse_rate, parse_request_fee
@@ -123,3 +125,20 @@ def format_us(us: int) -> str:
     """
     moment = (_EPOCH + us * _ONE_US).replace(tzinfo=None)
     return moment.isoformat() + "Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def rates_text(price: Price) -> str:
+    """The rates a usage record keeps, as JSON text (the same for every request at this price)."""
+    return msgspec.json.encode(
+        {
+            "price_id": price.id,
+            "input": str(price.input),
+            "cached_input": str(price.cached_input),
+            "cache_write": str(price.cache_write),
+            "cache_write_1h": str(price.cache_write_1h),
+            "output": str(price.output),
+            "reasoning": str(price.reasoning),
+            "request": str(price.request),
+        }
+    ).decode()

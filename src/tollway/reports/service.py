@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollway.clock import iso, now_us
 from tollway.db.schema import api_keys, workspaces
 from tollway.errors import NotFound
+from tollway.ledger.record import UsageRecord
 from tollway.reports import queries
 from tollway.reports.params import (
     US_PER_DAY,
@@ -96,7 +97,12 @@ class Reports:
         }
 
     async def request(self, workspace_id: str | None, request_id: str) -> dict[str, Any]:
-        """One record; outside the caller's workspace it does not exist."""
+        """One record's view; outside the caller's workspace it does not exist."""
+        _, view = await self.record(workspace_id, request_id)
+        return view
+
+    async def record(self, workspace_id: str | None, request_id: str) -> tuple[UsageRecord, dict[str, Any]]:
+        """One record (None: in any workspace) and the API's view of it; a 404 outside the workspace."""
         async with self._engine.connect() as conn:
             record = await queries.find_record(conn, workspace_id, request_id) if is_id(request_id) else None
             if record is None:
@@ -104,7 +110,7 @@ class Reports:
             name = (
                 await conn.execute(select(api_keys.c.name).where(api_keys.c.id == record.key_id))
             ).scalar_one_or_none()
-        return record_view(record, name)
+        return record, record_view(record, name)
 
     async def workspace_names(self) -> dict[str, str]:
         async with self._engine.connect() as conn:
