@@ -100,9 +100,9 @@ class SurfaceApp:
                 content_type = (
                     refusal.content_type.encode("latin-1") if isinstance(refusal, UpstreamStatus) else _JSON
                 )
-                headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers.items()]
                 started = True
-                await _send_whole(send, status, surface.error_body(refusal), content_type, headers)
+                body = surface.error_body(refusal)
+                await _send_whole(send, status, body, content_type, _encoded(refusal.headers))
                 exchange.finish(status)
                 return
             except _Gone:
@@ -124,38 +124,24 @@ class SurfaceApp:
             exchange.crashed(exc)
             raise
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    break  # the server's parser refuses a malformed length before this
-                if declared > self._max_body:
-                    raise RequestTooLarge(_TOO_LARGE)
-                break
+    async def _body(self, declared: str | None, receive: Receive) -> bytes:
+        """The request body, refused past `max_request_bytes` by its Content-Length or as it comes."""
         limit = self._max_body
-        message = await receive()
-        if message["type"] != "http.request":
-            raise _Gone
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body"):
-            if len(body) > limit:
-                raise RequestTooLarge(_TOO_LARGE)
-            return body
-        parts = [body]
-        size = len(body)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise RequestTooLarge(_TOO_LARGE)
+        parts: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 raise _Gone
-            piece = message.get("body", b"")
+            piece: bytes = message.get("body", b"")
             size += len(piece)
             if size > limit:
                 raise RequestTooLarge(_TOO_LARGE)
             parts.append(piece)
             if not message.get("more_body"):
-                return b"".join(parts)
+                return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _handle(
         self, runtime: Runtime, surface: Surface, scope: Scope, receive: Receive, exchange: Exchange
@@ -163,13 +149,13 @@ class SurfaceApp:
         headers = _headers(scope)
         principal = await runtime.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
         exchange.principal = principal
-        call = surface.parse(await self._body(scope, receive))
+        call = surface.parse(await self._body(headers.get("content-length"), receive))
         exchange.model, exchange.stream = call.model, call.stream
         route = runtime.router.resolve(call.model)
         exchange.served = route.model.name
         check_protocol(route.model.name, route.protocol, surface.protocol, f"/v1{surface.path}")
         path, passed = surface.upstream_request(headers, scope.get("query_string", b"").decode("latin-1"))
-        request_id = edge_request_id(scope)
+        request_id = exchange.request_id
         started = now_us()
         hold = await runtime.biller.reserve(principal, route, call, request_id)
         exchange.reserved()
