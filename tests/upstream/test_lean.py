@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import inspect
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -529,24 +527,14 @@ async def test_connect_timeout(full_backlog: int) -> None:
         assert 0.19 < time.monotonic() - started < 1.0
 
 
-@pytest.fixture(name="certificate", scope="module")
-def fixture_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made offline (the `cryptography` package isn't installed)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("no openssl to make a self-signed certificate with")
-    where = tmp_path_factory.mktemp("tls")
-    cert, key = where / "cert.pem", where / "key.pem"
-    subprocess.run(
-        [
-            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
-            *("-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+# A self-signed certificate for 127.0.0.1 only (valid to 2126), made once with openssl for these tests:
+# its key guards nothing but a loopback socket in this file.
+TLS = Path(__file__).parent / "tls"
+
+
+@pytest.fixture(name="certificate")
+def fixture_certificate() -> tuple[Path, Path]:
+    return TLS / "loopback-cert.pem", TLS / "loopback-key.pem"
 
 
 async def test_https_with_a_self_signed_certificate(certificate: tuple[Path, Path]) -> None:
