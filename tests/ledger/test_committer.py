@@ -118,6 +118,36 @@ async def test_a_failing_job_takes_nothing_else_down(
     assert (await verify_ledger(sqlite_engine)).ok
 
 
+async def test_a_job_failing_after_it_wrote_is_undone_alone(
+    sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
+) -> None:
+    """The batch runs without savepoints until a job fails after writing; then it runs again with them."""
+    ws = (await AccountStore(sqlite_engine).create_workspace("undo")).id
+    await credit(sqlite_ledger, ws, 100, None, None)
+    before = sqlite_ledger.commits
+    gate, blocked = await _hold_thread(sqlite_ledger)
+    runs: list[int] = []
+
+    async def add(writer: LedgerWriter, n: int) -> Entry:
+        runs.append(n)
+        entry = await writer.append(Draft(workspace_id=ws, kind="credit", amount_nano=n))
+        if n == 2:
+            raise RuntimeError("after writing")
+        return entry
+
+    jobs = [asyncio.ensure_future(sqlite_ledger.transact(ws, lambda w, n=n: add(w, n))) for n in (1, 2, 3)]
+    await asyncio.sleep(0.02)
+    gate.set()
+    outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+    await blocked
+    assert isinstance(outcomes[1], RuntimeError)
+    assert [(e.ws_seq, e.amount_nano) for e in outcomes if isinstance(e, Entry)] == [(2, 1), (3, 3)]
+    assert runs == [1, 2, 1, 2, 3]  # stopped at the failure, then every job again, each in a savepoint
+    assert sqlite_ledger.commits == before + 2  # the blocker's, and the batch's one
+    assert await sqlite_ledger.balance(ws) == Balance(104, 0)
+    assert (await verify_ledger(sqlite_engine)).ok
+
+
 async def test_reservations_alone_commit_without_waiting_for_the_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -200,6 +200,7 @@ class Biller:
             durable=False,
             abandoned=lambda landed: self._release_later(landed) if isinstance(landed, Hold) else None,
             operation="reserve",
+            key_id=key_id,
         )
         if isinstance(result, APIError):
             raise result
@@ -249,8 +250,8 @@ class Biller:
         )
 
         async def debit(writer: LedgerWriter) -> Entry:
-            await writer.record_usage(usage_record)
-            entry = await writer.append(
+            entry = await writer.append_with_usage(
+                usage_record,
                 Draft(
                     workspace_id=hold.workspace_id,
                     kind="debit",
@@ -258,7 +259,7 @@ class Biller:
                     hold_nano=-hold.hold_nano,
                     key_id=hold.key_id,
                     reservation_id=hold.request_id,
-                )
+                ),
             )
             if hold.ticket is not None:
                 await close_admission(writer.sql, hold.ticket, hold.request_id, usage.total)
@@ -266,7 +267,9 @@ class Biller:
             return entry
 
         try:
-            entry = await self._ledger.transact(hold.workspace_id, debit, operation="settle")
+            entry = await self._ledger.transact(
+                hold.workspace_id, debit, operation="settle", key_id=hold.key_id
+            )
         except IntegrityError:
             # Only possible if the reservation was already closed (released as an orphan).
             log.error("reservation %s was already closed; request not billed", hold.request_id)
@@ -291,6 +294,6 @@ class Biller:
                 await close_admission(writer.sql, hold.ticket, hold.request_id, 0)
 
         try:
-            await self._ledger.transact(hold.workspace_id, close, operation="release")
+            await self._ledger.transact(hold.workspace_id, close, operation="release", key_id=hold.key_id)
         except IntegrityError:
             log.warning("reservation %s was already closed", hold.request_id)

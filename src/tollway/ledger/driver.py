@@ -30,6 +30,11 @@ Row = Sequence[Any]
 
 
 class Sql(Protocol):
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`: where one statement may do the work of several."""
+        ...
+
     async def one(self, statement: Statement, *args: Any) -> Row | None: ...
 
     async def all(self, statement: Statement, *args: Any) -> list[Row]: ...
@@ -57,6 +62,8 @@ def pg_translate(sql: str, args: Sequence[Any], error: Exception) -> sa_exc.DBAP
 
 
 class SqliteSql:
+    dialect = "sqlite"
+
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
 
@@ -82,6 +89,10 @@ class DriverSql:
         self._connection = connection
         self._dialect = connection.dialect.name
 
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
     async def one(self, statement: Statement, *args: Any) -> Row | None:
         result = await self._connection.exec_driver_sql(statement.text(self._dialect), args)
         return result.first()
@@ -95,6 +106,8 @@ class DriverSql:
 
 
 class AsyncpgSql:
+    dialect = "postgresql"
+
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 

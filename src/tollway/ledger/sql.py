@@ -25,9 +25,11 @@ __all__ = [
     "INSERT_USAGE",
     "KEY_HEAD",
     "KEY_SPENT_BEFORE",
+    "LOCK_HEADS",
     "LOCK_WORKSPACE",
     "RESERVATION_ENTRIES",
     "ROLLUP_UPSERT",
+    "SETTLE_PG",
     "Statement",
     "statement",
 ]
@@ -74,6 +76,8 @@ HEADS = _sql(
     " FROM ledger_entries"
     " WHERE key_id = $2 ORDER BY id DESC LIMIT 1) AS k"
 )
+# PostgreSQL only: LOCK_WORKSPACE, then HEADS, in one round trip (migration 0010's function).
+LOCK_HEADS = _sql("SELECT * FROM tollway_lock_heads($1, $2)")
 KEY_SPENT_BEFORE = _sql(
     "SELECT key_spent_nano FROM ledger_entries WHERE key_id = $1 AND created_at < $2"
     " ORDER BY created_at DESC, id DESC LIMIT 1"
@@ -94,6 +98,28 @@ ROLLUP_UPSERT = _sql(
     f" VALUES ({_placeholders(len(ROLLUP_KEY) + len(ROLLUP_SUMMED))})"
     f" ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
     + ", ".join(f"{name} = usage_daily.{name} + excluded.{name}" for name in ROLLUP_SUMMED)
+)
+# PostgreSQL only: a settlement's usage record, its share of the rollup and its debit in one statement
+# (one round trip under the workspace's lock instead of three).  Placeholders run on from one part to
+# the next: the usage record's columns, the rollup's, then the entry's.
+_ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_SUMMED)
+_U, _R = len(_USAGE_COLUMNS), len(_ROLLUP_COLUMNS)
+
+
+def _numbered(first: int, count: int) -> str:
+    return ", ".join(f"${n}" for n in range(first, first + count))
+
+
+SETTLE_PG = Statement(
+    postgresql=(
+        f"WITH u AS (INSERT INTO usage_records ({', '.join(_USAGE_COLUMNS)}) VALUES ({_numbered(1, _U)})),"
+        f" r AS (INSERT INTO usage_daily ({', '.join(_ROLLUP_COLUMNS)}) VALUES ({_numbered(_U + 1, _R)})"
+        f" ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
+        + ", ".join(f"{name} = usage_daily.{name} + excluded.{name}" for name in ROLLUP_SUMMED)
+        + f") INSERT INTO ledger_entries ({', '.join(ENTRY_COLUMNS)})"
+        f" VALUES ({_numbered(_U + _R + 1, len(ENTRY_COLUMNS))}) RETURNING id"
+    ),
+    sqlite="",  # SQLite runs the three statements (each without a round trip)
 )
 # PostgreSQL only: serialises the workspace's ledger writers without blocking
 # foreign-key checks (e.g. creating one of its keys).  SQLite's writers are

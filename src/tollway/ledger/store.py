@@ -41,9 +41,11 @@ from tollway.ledger.sql import (
     INSERT_USAGE,
     KEY_HEAD,
     KEY_SPENT_BEFORE,
+    LOCK_HEADS,
     LOCK_WORKSPACE,
     RESERVATION_ENTRIES,
     ROLLUP_UPSERT,
+    SETTLE_PG,
 )
 
 __all__ = ["Balance", "Ledger", "LedgerWriter", "UsageRecord", "entry_from_row"]
@@ -93,16 +95,21 @@ class LedgerWriter:
         """The workspace's head; with `key_id`, that key's head is read in the same statement."""
         if self._head is None:
             if key_id is not None and key_id not in self._key_heads:
-                self._head, self._key_heads[key_id] = Head(), KeyHead()
-                for row in await self._sql.all(HEADS, self.workspace_id, key_id):
-                    if row[0] is not None:
-                        self._head = Head(row[0], row[1], row[2], row[3])
-                    else:
-                        self._key_heads[key_id] = KeyHead(row[1], row[2])
+                self.prime(key_id, await self._sql.all(HEADS, self.workspace_id, key_id))
             else:
                 found = await self._sql.one(HEAD, self.workspace_id)
                 self._head = Head() if found is None else Head(found[0], found[1], found[2], found[3])
+        assert self._head is not None
         return self._head
+
+    def prime(self, key_id: str, rows: list[Row]) -> None:
+        """The heads from rows shaped as `HEADS` returns them (the workspace's, then the key's)."""
+        self._head, self._key_heads[key_id] = Head(), KeyHead()
+        for row in rows:
+            if row[0] is not None:
+                self._head = Head(row[0], row[1], row[2], row[3])
+            else:
+                self._key_heads[key_id] = KeyHead(row[1], row[2])
 
     async def key_head(self, key_id: str) -> KeyHead:
         if key_id not in self._key_heads:
@@ -116,17 +123,40 @@ class LedgerWriter:
         return 0 if row is None else int(row[0])
 
     async def append(self, draft: Draft) -> Entry:
+        entry = await self._chain(draft)
+        row = await self._sql.one(INSERT_ENTRY, *(getattr(entry, name) for name in ENTRY_COLUMNS))
+        assert row is not None
+        return self._advance(entry, row[0])
+
+    async def append_with_usage(self, record: UsageRecord, draft: Draft) -> Entry:
+        """`record_usage(record)` then `append(draft)`: on PostgreSQL, one statement."""
+        if self._sql.dialect != "postgresql":
+            await self.record_usage(record)
+            return await self.append(draft)
+        entry = await self._chain(draft)
+        row = await self._sql.one(
+            SETTLE_PG,
+            *(getattr(record, name) for name in UsageRecord.__struct_fields__),
+            *rollup_row(record),
+            *(getattr(entry, name) for name in ENTRY_COLUMNS),
+        )
+        assert row is not None
+        return self._advance(entry, row[0])
+
+    async def _chain(self, draft: Draft) -> Entry:
+        """The draft as the next entry after the heads."""
         assert draft.workspace_id == self.workspace_id
         draft = msgspec.structs.replace(draft, created_at=now_us())
         head = await self.head(draft.key_id)
         key_head = await self.key_head(draft.key_id) if draft.key_id is not None else None
-        entry = chain(head, key_head, draft)
-        row = await self._sql.one(INSERT_ENTRY, *(getattr(entry, name) for name in ENTRY_COLUMNS))
-        assert row is not None
+        return chain(head, key_head, draft)
+
+    def _advance(self, entry: Entry, entry_id: int) -> Entry:
+        """The entry is written: the heads move on to it."""
         self._head = entry.head()
-        if draft.key_id is not None:
-            self._key_heads[draft.key_id] = entry.key_head()
-        return msgspec.structs.replace(entry, id=row[0])
+        if entry.key_id is not None:
+            self._key_heads[entry.key_id] = entry.key_head()
+        return msgspec.structs.replace(entry, id=entry_id)
 
     async def reservation(self, reservation_id: str) -> tuple[Entry | None, bool]:
         """The reserve entry for `reservation_id` and whether it is already settled or released."""
@@ -200,13 +230,18 @@ class Ledger:
         durable: bool = True,
         abandoned: Callable[[T], None] | None = None,
         operation: str = "write",
+        key_id: str | None = None,
     ) -> T:
         """`_transact`, timed for `on_commit` under `operation` (retries, a group commit's wait included)."""
         if self._on_commit is None:
-            return await self._transact(workspace_id, work, durable=durable, abandoned=abandoned)
+            return await self._transact(
+                workspace_id, work, durable=durable, abandoned=abandoned, key_id=key_id
+            )
         started = perf_counter()
         try:
-            return await self._transact(workspace_id, work, durable=durable, abandoned=abandoned)
+            return await self._transact(
+                workspace_id, work, durable=durable, abandoned=abandoned, key_id=key_id
+            )
         finally:
             self._on_commit(operation, perf_counter() - started)
 
@@ -217,6 +252,7 @@ class Ledger:
         *,
         durable: bool,
         abandoned: Callable[[T], None] | None,
+        key_id: str | None,
     ) -> T:
         """Run `work` in one write transaction, again if the engine asks for a retry.
 
@@ -228,6 +264,9 @@ class Ledger:
         (only the workspace's), so deadlocks are not expected; a serialisation
         failure, a deadlock report or SQLite's busy timeout still gets up to
         three more attempts with a short random backoff.
+
+        `key_id` names the key whose head the work will need: on PostgreSQL the lock
+        statement then reads both heads in the same round trip.
         """
         for attempt in range(4):
             try:
@@ -238,8 +277,8 @@ class Ledger:
                         abandoned=abandoned,
                     )
                 if abandoned is None:
-                    return await self._pg_transact(workspace_id, work)
-                running = asyncio.ensure_future(self._pg_transact(workspace_id, work))
+                    return await self._pg_transact(workspace_id, work, key_id)
+                running = asyncio.ensure_future(self._pg_transact(workspace_id, work, key_id))
                 try:
                     return await asyncio.shield(running)
                 except asyncio.CancelledError:
@@ -257,7 +296,9 @@ class Ledger:
                 await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
 
-    async def _pg_transact(self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]]) -> T:
+    async def _pg_transact(
+        self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]], key_id: str | None
+    ) -> T:
         """One transaction straight on the pooled connection's asyncpg driver."""
         async with self._engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
@@ -265,8 +306,12 @@ class Ledger:
             try:
                 async with driver.transaction():
                     sql = AsyncpgSql(driver)
-                    await sql.run(LOCK_WORKSPACE, workspace_id)
-                    return await work(LedgerWriter(sql, workspace_id))
+                    writer = LedgerWriter(sql, workspace_id)
+                    if key_id is None:
+                        await sql.run(LOCK_WORKSPACE, workspace_id)
+                    else:
+                        writer.prime(key_id, await sql.all(LOCK_HEADS, workspace_id, key_id))
+                    return await work(writer)
             except asyncpg.PostgresError as error:  # raised by COMMIT itself
                 raise pg_translate("COMMIT", (), error) from error
 
