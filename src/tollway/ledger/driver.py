@@ -110,8 +110,14 @@ class AsyncpgSql:
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
+        self.writes = 0  # statements run that may have written (all but SELECTs)
+
+    def _count(self, statement: Statement) -> None:
+        if not statement.postgresql.startswith("SELECT"):
+            self.writes += 1
 
     async def one(self, statement: Statement, *args: Any) -> Row | None:
+        self._count(statement)
         try:
             row: Row | None = await self._connection.fetchrow(statement.postgresql, *args)
         except asyncpg.PostgresError as error:
@@ -119,6 +125,7 @@ class AsyncpgSql:
         return row
 
     async def all(self, statement: Statement, *args: Any) -> list[Row]:
+        self._count(statement)
         try:
             rows: list[Row] = await self._connection.fetch(statement.postgresql, *args)
         except asyncpg.PostgresError as error:
@@ -126,6 +133,7 @@ class AsyncpgSql:
         return rows
 
     async def run(self, statement: Statement, *args: Any) -> None:
+        self._count(statement)
         try:
             await self._connection.execute(statement.postgresql, *args)
         except asyncpg.PostgresError as error:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollway.clock import now_us
 from tollway.db.engine import is_sqlite, write_connection
 from tollway.db.schema import ledger_entries, usage_records
+from tollway.ledger.batches import Batches, Job
 from tollway.ledger.chain import Draft, Entry, Head, KeyHead, chain
 from tollway.ledger.committer import GroupCommitter
 from tollway.ledger.driver import AsyncpgSql, DriverSql, Row, Sql, pg_translate
@@ -198,11 +199,18 @@ class Ledger:
         # SQLite money transactions run on one thread, several to a commit (see committer.py).
         database = engine.url.database
         self._committer = GroupCommitter(database) if self._sqlite and database else None
+        # PostgreSQL's are batched per workspace on the event loop (see batches.py).
+        self._batches = Batches(self._pg_batch, self._pg_one)
 
     @property
     def commits(self) -> int | None:
         """Transactions the ledger thread committed so far (SQLite only)."""
         return None if self._committer is None else self._committer.commits
+
+    @property
+    def batched(self) -> int | None:
+        """Transactions that carried more than one job so far (PostgreSQL only)."""
+        return None if self._committer is not None else self._batches.batches
 
     def close(self) -> None:
         if self._committer is not None:
@@ -276,30 +284,25 @@ class Ledger:
                         durable=durable,
                         abandoned=abandoned,
                     )
-                if abandoned is None:
-                    return await self._pg_transact(workspace_id, work, key_id)
-                running = asyncio.ensure_future(self._pg_transact(workspace_id, work, key_id))
-                try:
-                    return await asyncio.shield(running)
-                except asyncio.CancelledError:
-                    running.add_done_callback(
-                        lambda done: (
-                            abandoned(done.result())
-                            if not done.cancelled() and done.exception() is None
-                            else None
-                        )
-                    )
-                    raise
+                return await self._batches.run(workspace_id, work, key_id, abandoned)
             except DBAPIError as exc:
                 if attempt == 3 or not _transient(exc):
                     raise
                 await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
 
-    async def _pg_transact(
-        self, workspace_id: str, work: Callable[[LedgerWriter], Awaitable[T]], key_id: str | None
-    ) -> T:
-        """One transaction straight on the pooled connection's asyncpg driver."""
+    async def _pg_one(self, workspace_id: str, job: Job[Any]) -> Any:
+        """One job in a transaction of its own, straight on the pooled connection's asyncpg driver."""
+        return (await self._pg_batch(workspace_id, [job], alone=True))[0][1]
+
+    async def _pg_batch(
+        self, workspace_id: str, jobs: list[Job[Any]], *, alone: bool = False
+    ) -> list[tuple[bool, Any]]:
+        """The jobs in one transaction, sharing its lock and the heads it read.
+
+        A job that fails without writing fails alone; any other failure propagates (the batch
+        is rolled back).  `alone`: the one job's failure propagates, whatever it wrote.
+        """
         async with self._engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
@@ -307,11 +310,25 @@ class Ledger:
                 async with driver.transaction():
                     sql = AsyncpgSql(driver)
                     writer = LedgerWriter(sql, workspace_id)
+                    key_id = next((job.key_id for job in jobs if job.key_id is not None), None)
                     if key_id is None:
                         await sql.run(LOCK_WORKSPACE, workspace_id)
                     else:
                         writer.prime(key_id, await sql.all(LOCK_HEADS, workspace_id, key_id))
-                    return await work(writer)
+                    if alone:
+                        return [(True, await jobs[0].work(writer))]
+                    outcomes: list[tuple[bool, Any]] = []
+                    for job in jobs:
+                        writes = sql.writes
+                        try:
+                            outcomes.append((True, await job.work(writer)))
+                        except DBAPIError:
+                            raise  # the transaction is aborted
+                        except Exception as error:
+                            if sql.writes != writes:
+                                raise
+                            outcomes.append((False, error))
+                    return outcomes
             except asyncpg.PostgresError as error:  # raised by COMMIT itself
                 raise pg_translate("COMMIT", (), error) from error
 
