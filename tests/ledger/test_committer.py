@@ -4,6 +4,7 @@ modes, and a caller that goes away mid-write.  Always SQLite: the committer is S
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -205,3 +206,48 @@ async def test_a_cancelled_caller_does_not_stop_its_commit(
         await job
     await sqlite_ledger.transact(ws, lambda writer: writer.head())  # the thread is still serving
     assert await sqlite_ledger.balance(ws) == Balance(9, 0)
+
+
+async def test_two_processes_ledger_threads_take_turns_on_the_lock_file(tmp_path: Path) -> None:
+    """`--workers`: each process's ledger thread holds the lock file through its whole transaction,
+    so the other's waits in the kernel (woken at once) instead of in SQLite's sleeping busy handler."""
+    path = tmp_path / "turns.db"
+    engine = create_engine(sqlite_url(path))
+    await upgrade(engine)
+    first, second = GroupCommitter(str(path)), GroupCommitter(str(path))
+    insert = Statement(
+        postgresql="",
+        sqlite="INSERT INTO instances (id, host, pid, started_at, heartbeat_at) VALUES (?, 1, 1, 0, 0)",
+    )
+    entered, gate = threading.Event(), threading.Event()
+
+    async def hold(sql: Sql) -> None:
+        await sql.run(insert, "first")
+        entered.set()
+        assert gate.wait(10)
+
+    async def add(sql: Sql) -> None:
+        await sql.run(insert, "second")
+
+    holding = asyncio.ensure_future(first.run(hold))
+    assert await asyncio.to_thread(entered.wait, 10)
+    probe = os.open(str(path) + "-ledger-lock", os.O_RDWR)  # made by the ledger thread as it starts
+    try:
+        with pytest.raises(BlockingIOError):  # held for the transaction
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        waiting = asyncio.ensure_future(second.run(add))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        gate.set()
+        await asyncio.gather(holding, waiting)
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # and let go after it
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql("SELECT id FROM instances ORDER BY id")).all()
+        assert [row[0] for row in rows] == ["first", "second"]
+        assert first.commits == second.commits == 1
+    finally:
+        os.close(probe)
+        first.close()
+        second.close()
+        await engine.dispose()

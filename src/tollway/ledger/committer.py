@@ -21,6 +21,15 @@ FULL differs from NORMAL only there, and only the WAL is synced), without a
 the request it guarded died too, and WAL keeps commits in order, so the
 chain stays whole and the next durable commit makes every earlier one durable.
 
+Several processes (`--workers`) writing one database file each have a
+ledger thread.  They take turns through an exclusive `flock` on a lock file
+beside the database (`<database>-ledger-lock`) around each batch: a waiting
+thread is woken the moment the other lets go, where SQLite's own busy handler
+would sleep a millisecond or more before trying again.  Other writers (the
+CLI, maintenance) still meet SQLite's lock and its busy timeout as before.
+The WAL is synced after the lock is released: the sync makes this process's
+commit durable whatever the other appends meanwhile.
+
 A job body is the same coroutine the asynchronous path runs; on this thread
 its statements complete without suspending, so `drive` runs it to its end.
 """
@@ -28,6 +37,7 @@ its statements complete without suspending, so `drive` runs it to its end.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sqlite3
 import threading
@@ -129,6 +139,7 @@ class GroupCommitter:
         self._wal_mode = str(mode).lower() == "wal"
         if self._wal_mode:  # durable commits sync the WAL themselves; otherwise every commit is FULL
             connection.execute("PRAGMA synchronous=NORMAL")
+        turns = _turns(self._path)
         try:
             while (job := self._queue.get()) is not None:
                 batch = [job]
@@ -142,10 +153,19 @@ class GroupCommitter:
                         stop = True
                         break
                     batch.append(more)
-                self._commit(connection, batch)
+                if turns is not None:
+                    fcntl.flock(turns, fcntl.LOCK_EX)
+                try:
+                    outcomes, sync = self._commit(connection, batch)
+                finally:
+                    if turns is not None:
+                        fcntl.flock(turns, fcntl.LOCK_UN)
+                self._answer(batch, outcomes, sync)
                 if stop:
                     break
         finally:
+            if turns is not None:
+                os.close(turns)
             connection.close()
             if self._wal is not None:
                 os.close(self._wal)
@@ -195,7 +215,10 @@ class GroupCommitter:
                 connection.execute("RELEASE job")
         return outcomes
 
-    def _commit(self, connection: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+    def _commit(
+        self, connection: sqlite3.Connection, batch: list[_Job[Any]]
+    ) -> tuple[list[tuple[bool, Any]], bool]:
+        """Each job's outcome, and whether the commit must be synced before anyone is answered."""
         try:
             outcomes = self._run(connection, batch, savepoints=False)
             if outcomes is None:  # a job failed after writing: again, each job in its own savepoint
@@ -204,15 +227,20 @@ class GroupCommitter:
             if any(ok for ok, _ in outcomes):
                 connection.execute("COMMIT")
                 self.commits += 1
-                if self._wal_mode and any(job.durable for job in batch):
-                    self._sync()
-            else:
-                connection.execute("ROLLBACK")
+                return outcomes, self._wal_mode and any(job.durable for job in batch)
+            connection.execute("ROLLBACK")
+            return outcomes, False
         except Exception as error:
-            failure: Exception = translate("COMMIT", (), error) if isinstance(error, sqlite3.Error) else error
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            outcomes = [(False, failure)] * len(batch)
+            return [(False, _translated(error))] * len(batch), False
+
+    def _answer(self, batch: list[_Job[Any]], outcomes: list[tuple[bool, Any]], sync: bool) -> None:
+        if sync:
+            try:
+                self._sync()
+            except Exception as error:
+                outcomes = [(False, _translated(error))] * len(batch)
         # One wake-up per event loop for the whole batch (a write to its self-pipe each), not per job.
         answers: dict[asyncio.AbstractEventLoop, list[tuple[_Job[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
@@ -222,3 +250,15 @@ class GroupCommitter:
                 loop.call_soon_threadsafe(_deliver, answered)
             except RuntimeError:  # the callers' event loop is closed: nobody is waiting
                 pass
+
+
+def _turns(path: str) -> int | None:
+    """The lock file the ledger threads of several processes take turns on (None: SQLite's lock only)."""
+    try:
+        return os.open(path + "-ledger-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+    except OSError:  # e.g. another user's file: SQLite's own lock and busy timeout still serialise
+        return None
+
+
+def _translated(error: Exception) -> Exception:
+    return translate("COMMIT", (), error) if isinstance(error, sqlite3.Error) else error
