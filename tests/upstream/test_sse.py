@@ -3,6 +3,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tollway.upstream.sse import SSEEvent, SSEParser
 
@@ -82,3 +84,36 @@ def test_any_split_of_the_bytes_gives_the_same_events(seed: int) -> None:
     cuts = sorted(rng.sample(range(1, len(body)), k=rng.randint(1, 20)))
     pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
     assert datas(parse(*pieces)) == expected == [b'{"x":"a\\nb"}', b"line1\nline2", b"3", b"[DONE]"]
+
+
+_text = st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b""))
+_field = st.sampled_from([b"data: ", b"data:", b"event: ", b"id: ", b": ", b"retry: "])
+_line_end = st.sampled_from([b"\n", b"\r\n", b"\r"])
+
+
+@st.composite
+def _streams(draw: st.DrawFn) -> list[bytes]:
+    """A stream as reads: usually one whole single-line event per read (the parser's fast path),
+    with other fields, line endings and reads split anywhere mixed in."""
+    reads: list[bytes] = []
+    for _ in range(draw(st.integers(0, 8))):
+        if draw(st.booleans()):
+            reads.append(b"data: " + draw(_text) + b"\n\n")
+            continue
+        lines = [draw(_field) + draw(_text) for _ in range(draw(st.integers(1, 3)))]
+        end = draw(_line_end)
+        event = end.join(lines) + end + end
+        cut = draw(st.integers(0, len(event)))
+        reads += [event[:cut], event[cut:]]
+    return reads
+
+
+@settings(max_examples=400)
+@given(reads=_streams())
+def test_whole_event_reads_parse_as_byte_by_byte(reads: list[bytes]) -> None:
+    """The one-event-per-read fast path gives exactly the events of the general parser (fed a byte
+    at a time, which never takes it)."""
+    fast = parse(*reads)
+    whole = b"".join(reads)
+    slow = parse(*(whole[i : i + 1] for i in range(len(whole))))
+    assert fast == slow

@@ -21,10 +21,14 @@ from typing import Any
 
 from tollway.keys import new_id
 
-__all__ = ["REQUEST_ID", "Edge", "request_id"]
+__all__ = ["RAW_SEND", "REQUEST_ID", "Edge", "request_id"]
 
 ASGIApp = Any
 REQUEST_ID = "tollway.request_id"
+# The server's own `send`, for a response's body once its start went through every wrapper: only
+# the start is ever changed on the way out (this edge's headers), so a stream's chunks skip the
+# wrappers' layers (see api/proxy.py).
+RAW_SEND = "tollway.raw_send"
 
 _EXPOSED = (
     b"x-request-id, x-request-cost, x-tokens-used, x-balance-remaining, x-should-retry, retry-after, "
@@ -64,6 +68,7 @@ class Edge:
             return
         rid = new_id("req")
         scope[REQUEST_ID] = rid
+        scope[RAW_SEND] = send
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode())]
         if self._any_origin or self._origins:
             origin = self._allowed_origin(scope["headers"])

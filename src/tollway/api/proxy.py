@@ -27,6 +27,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp
 
+from tollway.api.edge import RAW_SEND
 from tollway.api.edge import request_id as edge_request_id
 from tollway.api.openapi.surfaces import surface_docs
 from tollway.billing.biller import Hold, Settlement
@@ -86,7 +87,10 @@ class SurfaceApp:
         self.state = State()  # the app's state: the runtime is there once the lifespan has opened it
         self._max_body = max_request_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, surface: Surface) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, surface: Surface, raw_send: Send | None = None
+    ) -> None:
+        """`raw_send`: the server's own send, for a stream's chunks (see `_send_stream`)."""
         runtime: Runtime = self.state.runtime
         exchange = runtime.observer.begin(edge_request_id(scope), surface.operation)
         started = False
@@ -110,7 +114,8 @@ class SurfaceApp:
                 return
             started = True
             if isinstance(reply, _Stream):
-                await _send_stream(send, receive, reply)  # the relay finishes the exchange
+                # The relay finishes the exchange.
+                await _send_stream(send, raw_send or send, receive, reply)
             else:
                 await _send_whole(send, 200, reply.body, _JSON, reply.headers)
                 exchange.finish(200)
@@ -207,7 +212,7 @@ class SurfaceRoutes:
         if scope["type"] == "http" and scope["method"] == "POST":
             surface = self._paths.get(scope["path"])
             if surface is not None:
-                await self._surfaces(scope, receive, send, surface)
+                await self._surfaces(scope, receive, send, surface, scope.get(RAW_SEND))
                 return
         await self.app(scope, receive, send)
 
@@ -267,8 +272,12 @@ async def _send_whole(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _send_stream(send: Send, receive: Receive, reply: _Stream) -> None:
-    """Relay the stream; if the client goes away, the relay is stopped (and settles what it delivered)."""
+async def _send_stream(send: Send, raw_send: Send, receive: Receive, reply: _Stream) -> None:
+    """Relay the stream; if the client goes away, the relay is stopped (and settles what it delivered).
+
+    The start goes through `send` (the edge adds its headers); the chunks go to `raw_send`, the
+    server's own, which the wrappers between would only pass them on to.
+    """
     relay = reply.relay
     task = asyncio.current_task()
     assert task is not None
@@ -290,8 +299,8 @@ async def _send_stream(send: Send, receive: Receive, reply: _Stream) -> None:
     try:
         await send({"type": "http.response.start", "status": 200, "headers": [*_SSE, *reply.headers]})
         async for chunk in relay:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await raw_send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await raw_send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not gone or task.uncancel() > 0:
             raise

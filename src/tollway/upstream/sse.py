@@ -33,6 +33,19 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume bytes; return the events they completed."""
+        if (
+            not self._buffer
+            and not self._data
+            and not self._event
+            and not self._skip_lf
+            and not self._first
+            and chunk.startswith(b"data: ")
+            and chunk.endswith(b"\n\n")
+            and chunk.count(b"\n") == 2
+            and b"\r" not in chunk
+        ):
+            # The usual read: exactly one whole event of one data line, nothing pending.
+            return [SSEEvent(chunk[6:-2], b"message", self._id)]
         if self._first and chunk:
             self._first = False
             if chunk.startswith(b"\xef\xbb\xbf"):
