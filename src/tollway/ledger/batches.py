@@ -100,8 +100,10 @@ class Batches:
             while batch:
                 await self._commit(workspace_id, batch)
                 waiting = self._waiting[workspace_id]
-                batch = [job for job in waiting[: self._max_batch] if job.wanted]
-                del waiting[: self._max_batch]
+                batch = []
+                while waiting and not batch:  # skip the callers that went away before their turn
+                    batch = [job for job in waiting[: self._max_batch] if job.wanted]
+                    del waiting[: self._max_batch]
         finally:  # jobs left unanswered only if this task itself was cancelled (the loop is closing)
             for job in (*batch, *self._waiting.pop(workspace_id, ())):
                 if not job.future.done():
