@@ -19,7 +19,8 @@ the least a Python proxy on this stack costs, measured in the same rounds.
 Then it times reserve + settle with 1,000 and 1,000,000 prior ledger entries
 in the workspace (`bench_ledger.py`), on SQLite and, given `--postgres` (the
 `scripts/bench` wrapper starts a throwaway server when PostgreSQL is
-installed), on PostgreSQL.  Writes bench-results/bench.json and
+installed), on PostgreSQL; with `--postgres` it also drives one workspace on
+PostgreSQL at c=32 with each source tree in turn (`bench_throughput.py`).  Writes bench-results/bench.json and
 bench-results/bench.md and prints the markdown table.
 """
 
@@ -41,6 +42,7 @@ from typing import Any
 
 import aiohttp
 import bench_ledger
+import bench_throughput
 import httpx
 from loopback import free_port, wait
 
@@ -307,6 +309,24 @@ def start_floor(
     return server, Target(name, url, None, upstream_names=True)
 
 
+def postgres_throughput(
+    server: str, mock_url: str, sources: dict[str, str | None], rounds: int, seconds: float
+) -> dict[str, float]:
+    """Billed req/s at c=32 into one workspace on PostgreSQL, one worker: each source tree in turn,
+    `rounds` times (a fresh database each), medians.  Its cost is the workspace's row lock."""
+    runs: dict[str, list[float]] = {name: [] for name in sources}
+    for _ in range(rounds):
+        for name, src in sources.items():
+            database = bench_throughput.create_pg_database(server)
+            case = bench_throughput.run_case("postgresql", database, 1, mock_url, seconds, 32, src)
+            assert case["errors"] == 0, case
+            runs[name].append(float(str(case["requests_per_second"])))
+    figures = {f"{name}_rps": round(statistics.median(values), 1) for name, values in runs.items()}
+    if "baseline_rps" in figures:
+        figures["ratio_to_baseline"] = round(figures["tollway_rps"] / figures["baseline_rps"], 2)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -314,7 +334,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
     parser.add_argument("--out", default="bench-results")
-    parser.add_argument("--postgres", help="admin URL of a PostgreSQL server for the ledger-growth rows")
+    parser.add_argument(
+        "--postgres",
+        help="admin URL of a PostgreSQL server for the ledger-growth rows and one workspace's throughput",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="(read by scripts/bench)")
     parser.add_argument(
         "--rate-limits",
@@ -489,6 +512,10 @@ def main() -> None:
         results[f"{n_open} concurrent open streams"] = asyncio.run(
             open_streams(proxied, "bench-open", n_open, server.pid)
         )
+        if args.postgres:
+            results["PostgreSQL, one workspace, c=32"] = postgres_throughput(
+                args.postgres, mock_url, sources, args.rounds, 2.0 if args.quick else 5.0
+            )
     finally:
         for process in servers.values():
             process.terminate()

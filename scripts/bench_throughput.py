@@ -79,8 +79,15 @@ def create_pg_database(server: str) -> str:
 
 
 def run_case(
-    engine: str, url: str, workers: int, mock_url: str, seconds: float, concurrency: int
+    engine: str,
+    url: str,
+    workers: int,
+    mock_url: str,
+    seconds: float,
+    concurrency: int,
+    src: str | None = None,
 ) -> dict[str, object]:
+    """One server (from source tree `src`, else the installed tollway) driven for `seconds`."""
     folder = Path(tempfile.mkdtemp(prefix="tollway-tput-"))
     (folder / "prices").mkdir()
     (folder / "prices" / "bench.toml").write_text(
@@ -93,6 +100,8 @@ def run_case(
         '[[models]]\nname = "bench"\nupstream = "mock"\nupstream_model = "demo"\n'
     )
     env = {**os.environ, "TOLLWAY_ADMIN_TOKEN": "bench"}
+    if src is not None:
+        env["PYTHONPATH"] = src
     port = free_port()
     server = start(
         ["serve", "--config", str(folder / "tollway.toml"), "--port", str(port), "--workers", str(workers)],

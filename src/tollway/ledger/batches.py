@@ -25,6 +25,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from tollway.ledger.outcome import deliver
+
 __all__ = ["Batches", "Job"]
 
 T = TypeVar("T")
@@ -51,13 +53,7 @@ class Job(Generic[T]):
         return not self.future.cancelled() or self.abandoned is not None
 
     def deliver(self, ok: bool, value: Any) -> None:
-        if self.future.cancelled():
-            if ok and self.abandoned is not None:
-                self.abandoned(value)
-        elif ok:
-            self.future.set_result(value)
-        else:
-            self.future.set_exception(value)
+        deliver(self.future, self.abandoned, ok, value)
 
 
 # Runs a batch of two or more jobs in one transaction: each job's (ok, value), or raises to have

@@ -47,6 +47,7 @@ from typing import Any, Generic, TypeVar
 
 from tollway.db.engine import configure_sqlite
 from tollway.ledger.driver import SqliteSql, translate
+from tollway.ledger.outcome import deliver
 
 __all__ = ["GroupCommitter", "drive"]
 
@@ -71,14 +72,7 @@ class _Job(Generic[T]):
         self.future: asyncio.Future[T] = loop.create_future()
 
     def deliver(self, ok: bool, value: Any) -> None:
-        """On the caller's event loop: answer the caller, or tell `abandoned` what landed without it."""
-        if self.future.cancelled():
-            if ok and self.abandoned is not None:
-                self.abandoned(value)
-        elif ok:
-            self.future.set_result(value)
-        else:
-            self.future.set_exception(value)
+        deliver(self.future, self.abandoned, ok, value)
 
 
 def _deliver(answered: list[tuple[_Job[Any], bool, Any]]) -> None:
