@@ -28,7 +28,9 @@ from tollway.console import console_routes
 from tollway.errors import TollwayError
 from tollway.mock_upstream import create_app as create_demo_upstream
 from tollway.mock_upstream import quiet_scripted_cuts
+from tollway.observe.metrics import MULTIPROC_ENV
 from tollway.runtime import open_runtime
+from tollway.serving import affinity
 from tollway.serving.body_timeout import BodyTimeout
 from tollway.serving.run import DEMO_KEY_ENV
 from tollway.surfaces import SURFACES
@@ -129,4 +131,7 @@ def create_demo_mount(demo_key: str) -> object:
 def app_from_env() -> Edge:
     """Factory for `uvicorn --factory` worker processes: the parent passes its choices by environment."""
     settings = load_settings(os.environ.get("TOLLWAY_CONFIG") or None)
+    if settings.config.server.pin_cpu:
+        # The workers' shared directory holds the CPU slots they claim (tollway.serving.affinity).
+        affinity.pin(os.environ.get(MULTIPROC_ENV) or None)
     return create_app(settings, public_url=os.environ.get("TOLLWAY_PUBLIC_URL") or None)

@@ -29,6 +29,7 @@ from tollway.db import create_engine, prepare
 from tollway.errors import StartupError
 from tollway.observe import LogFormat
 from tollway.observe.workers import forget_dead, shared_metrics_dir
+from tollway.serving import affinity
 from tollway.serving.logs import log_config
 from tollway.serving.shutdown import UVICORN_MARGIN
 from tollway.serving.timeouts import protocol_class
@@ -77,6 +78,8 @@ def serve(
         from tollway.app import create_app
 
         config = uvicorn.Config(create_app(settings, public_url=public_url), **options)
+        if server.pin_cpu:
+            affinity.pin()
         single = _Server(config, banner)
         # uvicorn re-raises the signal that stopped it once it is done; after a graceful
         # shutdown on SIGTERM the process should exit 0, not die of the signal.
