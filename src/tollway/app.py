@@ -131,7 +131,7 @@ def create_demo_mount(demo_key: str) -> object:
 def app_from_env() -> Edge:
     """Factory for `uvicorn --factory` worker processes: the parent passes its choices by environment."""
     settings = load_settings(os.environ.get("TOLLWAY_CONFIG") or None)
-    if settings.config.server.pin_cpu:
+    if affinity.wanted(settings):
         # The workers' shared directory holds the CPU slots they claim (tollway.serving.affinity).
         affinity.pin(os.environ.get(MULTIPROC_ENV) or None)
     return create_app(settings, public_url=os.environ.get("TOLLWAY_PUBLIC_URL") or None)

@@ -98,8 +98,8 @@ class ServerConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     # The access log's lines (one per proxied request) and tollway's other log lines: logfmt-like
     # text or one JSON object a line.  `tollway serve --log-format` overrides it.
     log_format: Literal["text", "json"] = "text"
-    # Each worker's threads on one CPU (see tollway.serving.affinity): the event loop and the
-    # ledger thread hand the GIL to each other far more cheaply there.
+    # On SQLite, each worker's threads on one CPU (see tollway.serving.affinity): the event loop
+    # and the ledger thread hand the GIL to each other far more cheaply there.
     pin_cpu: bool = True
 
 

@@ -1,5 +1,6 @@
-"""`tollway serve` pins each worker's threads to one CPU (`[server] pin_cpu`, on by default):
-two workers take two CPUs; `pin_cpu = false` leaves them to the kernel."""
+"""`tollway serve` on SQLite pins each worker's threads to one CPU (`[server] pin_cpu`, on by
+default): two workers take two CPUs; `pin_cpu = false` leaves them to the kernel, and so does
+PostgreSQL (a worker there has no ledger thread)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.dbs import drop_database
+from tests.dbs import drop_database, is_postgres
 
 from .conftest import Mock, Tollway, launch, shut
 
@@ -47,9 +48,14 @@ def _workers(pid: int) -> list[int]:
     return workers
 
 
-def test_two_workers_take_two_cpus_with_every_thread(mock: Mock, tmp_path: Path) -> None:
+def test_two_workers_take_two_cpus_on_sqlite_and_none_on_postgresql(mock: Mock, tmp_path: Path) -> None:
     server, process = launch(mock, tmp_path, extra=("--workers", "2"))
     try:
+        if is_postgres():  # no ledger thread to share a CPU with: left to the kernel
+            _chat(server, server.new_account("free", credit_usd="1.00").key)
+            everywhere = {tuple(sorted(os.sched_getaffinity(0)))}
+            assert [_masks(pid) for pid in _workers(process.pid)] == [everywhere, everywhere]
+            return
         account = server.new_account("pinned", credit_usd="1.00")
         _chat(server, account.key)
         workers = _workers(process.pid)
@@ -64,6 +70,7 @@ def test_two_workers_take_two_cpus_with_every_thread(mock: Mock, tmp_path: Path)
         drop_database(server.database_url)
 
 
+@pytest.mark.skipif(is_postgres(), reason="PostgreSQL never pins (the test above)")
 def test_pin_cpu_false_leaves_the_threads_to_the_kernel(mock: Mock, tmp_path: Path) -> None:
     launch_dir = tmp_path
     server, process = launch(mock, launch_dir)

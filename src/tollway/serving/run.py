@@ -78,7 +78,7 @@ def serve(
         from tollway.app import create_app
 
         config = uvicorn.Config(create_app(settings, public_url=public_url), **options)
-        if server.pin_cpu:
+        if affinity.wanted(settings):
             affinity.pin()
         single = _Server(config, banner)
         # uvicorn re-raises the signal that stopped it once it is done; after a graceful
