@@ -40,6 +40,13 @@ async def spread(servers: list[Tollway], key: str, count: int) -> list[int]:
             await client.aclose()
 
 
+def warm(server: Tollway, key: str) -> int:
+    """A read that opens the server's database connection and caches the key: a race that starts
+    then is between two ready processes, not one ready and one still connecting."""
+    response = httpx.get(f"{server.url}/v1/credits/balance", headers={"authorization": f"Bearer {key}"})
+    return response.status_code
+
+
 def verify_clean(server: Tollway) -> None:
     result = server.cli("ledger", "verify", "--config", str(server.config))
     assert result.returncode == 0, result.stdout
@@ -50,6 +57,8 @@ async def test_two_servers_one_database_never_overdraw(mock: Mock, tmp_path: Pat
     second, two = launch(mock, tmp_path)
     try:
         account = first.new_account("shared", credit_usd="0.01")
+        for server in (first, second):  # both warm (the key known, a pooled connection open), costing nothing
+            assert warm(server, account.key) == 200
         statuses = await spread([first, second], account.key, 200)
         ok = statuses.count(200)
         assert set(statuses) <= {200, 402} and 0 < ok < 200
