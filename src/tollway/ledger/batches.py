@@ -59,7 +59,8 @@ class Job(Generic[T]):
 # Runs a batch of two or more jobs in one transaction: each job's (ok, value), or raises to have
 # each job run alone.
 RunBatch = Callable[[str, list[Job[Any]]], Awaitable[list[tuple[bool, Any]]]]
-# Runs one job in a transaction of its own (retries included): its result, or raises.
+# Runs one job in a transaction of its own: its result, or raises (the caller's `Ledger.transact`
+# retries a transient failure).
 RunOne = Callable[[str, Job[Any]], Awaitable[Any]]
 
 

@@ -25,8 +25,9 @@ Several processes (`--workers`) writing one database file each have a
 ledger thread.  They take turns through an exclusive `flock` on a lock file
 beside the database (`<database>-ledger-lock`) around each batch: a waiting
 thread is woken the moment the other lets go, where SQLite's own busy handler
-would sleep a millisecond or more before trying again.  Other writers (the
-CLI, maintenance) still meet SQLite's lock and its busy timeout as before.
+would sleep a millisecond or more before trying again (the CLI's money writes
+run on a ledger thread of their own, so they take turns too).  Writers outside
+a ledger thread (maintenance) still meet SQLite's lock and its busy timeout.
 The WAL is synced after the lock is released: the sync makes this process's
 commit durable whatever the other appends meanwhile.
 

@@ -51,8 +51,8 @@ def statement(text: str) -> Statement:
 _sql = statement
 
 
-def _placeholders(count: int) -> str:
-    return ", ".join(f"${n}" for n in range(1, count + 1))
+def _placeholders(count: int, first: int = 1) -> str:
+    return ", ".join(f"${n}" for n in range(first, first + count))
 
 
 # Every column of an entry but its id, in `Entry` field order; rows read back end with the id.
@@ -93,31 +93,26 @@ CREDIT_BY_KEY = _sql(
 INSERT_USAGE = _sql(
     f"INSERT INTO usage_records ({', '.join(_USAGE_COLUMNS)}) VALUES ({_placeholders(len(_USAGE_COLUMNS))})"
 )
+_ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_SUMMED)
+_ROLLUP_CONFLICT = f" ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET " + ", ".join(
+    f"{name} = usage_daily.{name} + excluded.{name}" for name in ROLLUP_SUMMED
+)
 ROLLUP_UPSERT = _sql(
-    f"INSERT INTO usage_daily ({', '.join((*ROLLUP_KEY, *ROLLUP_SUMMED))})"
-    f" VALUES ({_placeholders(len(ROLLUP_KEY) + len(ROLLUP_SUMMED))})"
-    f" ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{name} = usage_daily.{name} + excluded.{name}" for name in ROLLUP_SUMMED)
+    f"INSERT INTO usage_daily ({', '.join(_ROLLUP_COLUMNS)})"
+    f" VALUES ({_placeholders(len(_ROLLUP_COLUMNS))})" + _ROLLUP_CONFLICT
 )
 # PostgreSQL only: a settlement's usage record, its share of the rollup and its debit in one statement
 # (one round trip under the workspace's lock instead of three).  Placeholders run on from one part to
 # the next: the usage record's columns, the rollup's, then the entry's.
-_ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_SUMMED)
 _U, _R = len(_USAGE_COLUMNS), len(_ROLLUP_COLUMNS)
-
-
-def _numbered(first: int, count: int) -> str:
-    return ", ".join(f"${n}" for n in range(first, first + count))
-
-
 SETTLE_PG = Statement(
     postgresql=(
-        f"WITH u AS (INSERT INTO usage_records ({', '.join(_USAGE_COLUMNS)}) VALUES ({_numbered(1, _U)})),"
-        f" r AS (INSERT INTO usage_daily ({', '.join(_ROLLUP_COLUMNS)}) VALUES ({_numbered(_U + 1, _R)})"
-        f" ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
-        + ", ".join(f"{name} = usage_daily.{name} + excluded.{name}" for name in ROLLUP_SUMMED)
-        + f") INSERT INTO ledger_entries ({', '.join(ENTRY_COLUMNS)})"
-        f" VALUES ({_numbered(_U + _R + 1, len(ENTRY_COLUMNS))}) RETURNING id"
+        f"WITH u AS (INSERT INTO usage_records ({', '.join(_USAGE_COLUMNS)})"
+        f" VALUES ({_placeholders(_U)})),"
+        f" r AS (INSERT INTO usage_daily ({', '.join(_ROLLUP_COLUMNS)})"
+        f" VALUES ({_placeholders(_R, _U + 1)}){_ROLLUP_CONFLICT})"
+        f" INSERT INTO ledger_entries ({', '.join(ENTRY_COLUMNS)})"
+        f" VALUES ({_placeholders(len(ENTRY_COLUMNS), _U + _R + 1)}) RETURNING id"
     ),
     sqlite="",  # SQLite runs the three statements (each without a round trip)
 )

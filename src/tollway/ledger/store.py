@@ -292,16 +292,18 @@ class Ledger:
         raise AssertionError("unreachable")
 
     async def _pg_one(self, workspace_id: str, job: Job[Any]) -> Any:
-        """One job in a transaction of its own, straight on the pooled connection's asyncpg driver."""
-        return (await self._pg_batch(workspace_id, [job], alone=True))[0][1]
+        """One job in a transaction of its own: its result, or its failure raised."""
+        ((ok, value),) = await self._pg_batch(workspace_id, [job])
+        if not ok:
+            raise value
+        return value
 
-    async def _pg_batch(
-        self, workspace_id: str, jobs: list[Job[Any]], *, alone: bool = False
-    ) -> list[tuple[bool, Any]]:
-        """The jobs in one transaction, sharing its lock and the heads it read.
+    async def _pg_batch(self, workspace_id: str, jobs: list[Job[Any]]) -> list[tuple[bool, Any]]:
+        """The jobs in one transaction, straight on the pooled connection's asyncpg driver, sharing
+        its lock and the heads it read.
 
         A job that fails without writing fails alone; any other failure propagates (the batch
-        is rolled back).  `alone`: the one job's failure propagates, whatever it wrote.
+        is rolled back).
         """
         async with self._engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
@@ -315,8 +317,6 @@ class Ledger:
                         await sql.run(LOCK_WORKSPACE, workspace_id)
                     else:
                         writer.prime(key_id, await sql.all(LOCK_HEADS, workspace_id, key_id))
-                    if alone:
-                        return [(True, await jobs[0].work(writer))]
                     outcomes: list[tuple[bool, Any]] = []
                     for job in jobs:
                         writes = sql.writes
