@@ -33,6 +33,9 @@ class _RandomHex(threading.local):
     """Random hex digits, drawn from the OS 2,048 bytes at a time, per thread."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.digits = ""
         self.at = 0
 
@@ -46,7 +49,7 @@ class _RandomHex(threading.local):
 
 _random_hex = _RandomHex()
 # A forked child must not draw the digits its parent drew: it starts a block of its own.
-os.register_at_fork(after_in_child=_random_hex.__init__)
+os.register_at_fork(after_in_child=_random_hex.reset)
 
 
 def new_id(prefix: str) -> str:
