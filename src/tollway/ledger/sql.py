@@ -56,7 +56,9 @@ def _placeholders(count: int, first: int = 1) -> str:
 
 
 # Every column of an entry but its id, in `Entry` field order; rows read back end with the id.
-ENTRY_COLUMNS = tuple(name for name in Entry.__struct_fields__ if name != "id")
+# The id is the entry's last field, so a row to insert is `astuple(entry)[:-1]`.
+ENTRY_COLUMNS = Entry.__struct_fields__[:-1]
+assert Entry.__struct_fields__[-1] == "id"
 _ENTRY_SELECT = ", ".join((*ENTRY_COLUMNS, "id"))
 _USAGE_COLUMNS = UsageRecord.__struct_fields__
 

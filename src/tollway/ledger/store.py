@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 from msgspec import Struct
+from msgspec.structs import astuple
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -125,7 +126,7 @@ class LedgerWriter:
 
     async def append(self, draft: Draft) -> Entry:
         entry = await self._chain(draft)
-        row = await self._sql.one(INSERT_ENTRY, *(getattr(entry, name) for name in ENTRY_COLUMNS))
+        row = await self._sql.one(INSERT_ENTRY, *astuple(entry)[:-1])  # every column but the id
         assert row is not None
         return self._advance(entry, row[0])
 
@@ -137,9 +138,9 @@ class LedgerWriter:
         entry = await self._chain(draft)
         row = await self._sql.one(
             SETTLE_PG,
-            *(getattr(record, name) for name in UsageRecord.__struct_fields__),
+            *astuple(record),
             *rollup_row(record),
-            *(getattr(entry, name) for name in ENTRY_COLUMNS),
+            *astuple(entry)[:-1],
         )
         assert row is not None
         return self._advance(entry, row[0])
@@ -147,10 +148,9 @@ class LedgerWriter:
     async def _chain(self, draft: Draft) -> Entry:
         """The draft as the next entry after the heads."""
         assert draft.workspace_id == self.workspace_id
-        draft = msgspec.structs.replace(draft, created_at=now_us())
         head = await self.head(draft.key_id)
         key_head = await self.key_head(draft.key_id) if draft.key_id is not None else None
-        return chain(head, key_head, draft)
+        return chain(head, key_head, draft, now_us())
 
     def _advance(self, entry: Entry, entry_id: int) -> Entry:
         """The entry is written: the heads move on to it."""
@@ -171,7 +171,7 @@ class LedgerWriter:
 
     async def record_usage(self, record: UsageRecord) -> None:
         """The usage record, and its share of the daily rollup, in the caller's transaction."""
-        await self._sql.run(INSERT_USAGE, *(getattr(record, name) for name in UsageRecord.__struct_fields__))
+        await self._sql.run(INSERT_USAGE, *astuple(record))
         await self._sql.run(ROLLUP_UPSERT, *rollup_row(record))
 
 
