@@ -80,6 +80,43 @@ async def test_waiting_jobs_share_one_commit(sqlite_ledger: Ledger, sqlite_engin
     assert report.ok, report
 
 
+async def test_a_batchs_jobs_for_one_workspace_share_its_writer(
+    sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
+) -> None:
+    """As in a PostgreSQL batch: the heads are read once per workspace, then carried in memory."""
+    accounts = AccountStore(sqlite_engine)
+    first, second = (await accounts.create_workspace("one")).id, (await accounts.create_workspace("two")).id
+    await credit(sqlite_ledger, first, 100, None, None)
+    await credit(sqlite_ledger, second, 200, None, None)
+    gate, blocked = await _hold_thread(sqlite_ledger)
+    writers: list[tuple[str, int]] = []
+
+    async def add(writer: LedgerWriter, ws: str, n: int) -> Entry:
+        writers.append((ws, id(writer)))
+        return await writer.append(Draft(workspace_id=ws, kind="credit", amount_nano=n))
+
+    plan = [(first, 1), (second, 2), (first, 3), (first, 4), (second, 5)]
+    jobs = [
+        asyncio.ensure_future(sqlite_ledger.transact(ws, lambda w, ws=ws, n=n: add(w, ws, n)))
+        for ws, n in plan
+    ]
+    await asyncio.sleep(0.02)
+    gate.set()
+    entries = await asyncio.gather(*jobs)
+    await blocked
+    assert len({writer for ws, writer in writers if ws == first}) == 1
+    assert len({writer for ws, writer in writers if ws == second}) == 1
+    assert len({writer for _, writer in writers}) == 2
+    assert [(e.workspace_id, e.ws_seq, e.balance_nano) for e in entries] == [
+        (first, 2, 101),
+        (second, 2, 202),
+        (first, 3, 104),
+        (first, 4, 108),
+        (second, 3, 207),
+    ]
+    assert (await verify_ledger(sqlite_engine)).ok
+
+
 async def test_a_failing_job_takes_nothing_else_down(
     sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
 ) -> None:

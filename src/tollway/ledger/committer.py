@@ -31,8 +31,10 @@ a ledger thread (maintenance) still meet SQLite's lock and its busy timeout.
 The WAL is synced after the lock is released: the sync makes this process's
 commit durable whatever the other appends meanwhile.
 
-A job body is the same coroutine the asynchronous path runs; on this thread
-its statements complete without suspending, so `drive` runs it to its end.
+The jobs of one transaction share the ledger's writer for each workspace (`SqliteSql.shared`),
+so a batch reads a workspace's heads once, as a PostgreSQL batch does.  A job body is the same
+coroutine the asynchronous path runs; on this thread its statements complete
+without suspending, so `drive` runs it to its end.
 """
 
 from __future__ import annotations
@@ -202,6 +204,7 @@ class GroupCommitter:
                     raise  # SQLite rolled the whole transaction back: the batch failed
                 if savepoints:
                     connection.execute("ROLLBACK TO job")
+                    sql.shared.clear()  # what the jobs shared may have moved on with the undone writes
                 elif connection.total_changes != changes and len(batch) > 1:
                     connection.execute("ROLLBACK")
                     return None

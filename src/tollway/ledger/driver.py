@@ -66,6 +66,9 @@ class SqliteSql:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
+        # What the jobs of one transaction share (the ledger keeps its writers here, so a batch's
+        # jobs for one workspace read its heads once); cleared when a job's writes are undone.
+        self.shared: dict[str, Any] = {}
 
     def _cursor(self, statement: Statement, args: tuple[Any, ...]) -> sqlite3.Cursor:
         try:

@@ -31,7 +31,7 @@ from tollway.db.schema import ledger_entries, usage_records
 from tollway.ledger.batches import Batches, Job
 from tollway.ledger.chain import Draft, Entry, Head, KeyHead, chain
 from tollway.ledger.committer import GroupCommitter
-from tollway.ledger.driver import AsyncpgSql, DriverSql, Row, Sql, pg_translate
+from tollway.ledger.driver import AsyncpgSql, DriverSql, Row, Sql, SqliteSql, pg_translate
 from tollway.ledger.record import UsageRecord
 from tollway.ledger.rollup import rollup_row
 from tollway.ledger.sql import (
@@ -185,6 +185,16 @@ def _when_landed(abandoned: Callable[[T], None]) -> Callable[[asyncio.Future[T]]
     return landed
 
 
+def _shared_writer(sql: SqliteSql, workspace_id: str) -> LedgerWriter:
+    """The workspace's writer in this transaction: the jobs of a batch share its heads, as they do
+    in a PostgreSQL batch (a job that fails after writing undoes the batch's or its own writes,
+    and the committer then drops what was shared)."""
+    writer: LedgerWriter | None = sql.shared.get(workspace_id)
+    if writer is None:
+        writer = sql.shared[workspace_id] = LedgerWriter(sql, workspace_id)
+    return writer
+
+
 def _entry(row: Row) -> Entry:
     """An entry from a row of ENTRY_COLUMNS followed by the id."""
     return Entry(**dict(zip((*ENTRY_COLUMNS, "id"), row, strict=True)))
@@ -280,7 +290,7 @@ class Ledger:
             try:
                 if self._committer is not None:
                     return await self._committer.run(
-                        lambda sql: work(LedgerWriter(sql, workspace_id)),
+                        lambda sql: work(_shared_writer(sql, workspace_id)),
                         durable=durable,
                         abandoned=abandoned,
                     )
