@@ -117,6 +117,15 @@ async def test_a_batchs_jobs_for_one_workspace_share_its_writer(
     assert (await verify_ledger(sqlite_engine)).ok
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+async def test_the_ledger_thread_does_not_preempt_the_loop_that_wakes_it(sqlite_ledger: Ledger) -> None:
+    async def policy(writer: LedgerWriter) -> tuple[int, str]:
+        return os.sched_getscheduler(0), threading.current_thread().name
+
+    assert await sqlite_ledger.transact("ws_none", policy) == (os.SCHED_BATCH, "tollway-ledger")
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's thread keeps the default
+
+
 async def test_a_failing_job_takes_nothing_else_down(
     sqlite_ledger: Ledger, sqlite_engine: AsyncEngine
 ) -> None:
