@@ -1,4 +1,4 @@
-"""`chain` builds each entry with its hash in one go: the hash must be `entry_hash`'s, whatever
+"""The entry `chain` makes carries its own hash: the hash must be `entry_hash`'s, whatever
 the draft (verify recomputes entries with `chain`, and old ledgers were hashed field by field)."""
 
 from __future__ import annotations
@@ -64,5 +64,5 @@ def test_the_hash_of_a_known_entry_is_unchanged() -> None:
     assert entry.hash == entry_hash(entry) == GOLDEN
 
 
-# What the code before entries were built in one go computed for it (commit 3069be8).
+# What the code of commit 3069be8 computed for it.
 GOLDEN = "d6d77485cddf3465da997395ca9db635d1b65210c8aca47ae25321db5131f9ad"

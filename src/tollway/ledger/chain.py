@@ -84,7 +84,7 @@ class Entry(Struct, frozen=True, kw_only=True):
 
 
 def entry_hash(entry: Entry) -> str:
-    return _hash(
+    fields = (
         entry.prev_hash,
         entry.workspace_id,
         entry.ws_seq,
@@ -102,9 +102,6 @@ def entry_hash(entry: Entry) -> str:
         entry.note,
         entry.created_at,
     )
-
-
-def _hash(*fields: object) -> str:
     # JSON keeps the encoding unambiguous: None is not "", and no field can borrow another's text.
     return hashlib.sha256(_encode(fields)).hexdigest()
 
@@ -118,37 +115,14 @@ def chain(head: Head, key_head: KeyHead | None, draft: Draft, created_at: int | 
         # A debit is spending by the key; credits and adjustments carry no key.
         spent = base.spent_nano - draft.amount_nano if draft.kind == "debit" else base.spent_nano
         held = base.held_nano + draft.hold_nano
-    ws_seq = head.ws_seq + 1
-    balance = head.balance_nano + draft.amount_nano
-    held_total = head.held_nano + draft.hold_nano
-    stamp = draft.created_at if created_at is None else created_at
-    # The hash's fields in `entry_hash`'s order, without building the entry twice.
-    digest = _hash(
-        head.hash,
-        draft.workspace_id,
-        ws_seq,
-        draft.kind,
-        draft.amount_nano,
-        draft.hold_nano,
-        balance,
-        held_total,
-        draft.key_id,
-        spent,
-        held,
-        draft.reservation_id,
-        draft.owner,
-        draft.idempotency_key,
-        draft.note,
-        stamp,
-    )
-    return Entry(
+    entry = Entry(
         workspace_id=draft.workspace_id,
-        ws_seq=ws_seq,
+        ws_seq=head.ws_seq + 1,
         kind=draft.kind,
         amount_nano=draft.amount_nano,
         hold_nano=draft.hold_nano,
-        balance_nano=balance,
-        held_nano=held_total,
+        balance_nano=head.balance_nano + draft.amount_nano,
+        held_nano=head.held_nano + draft.hold_nano,
         key_id=draft.key_id,
         key_spent_nano=spent,
         key_held_nano=held,
@@ -156,7 +130,8 @@ def chain(head: Head, key_head: KeyHead | None, draft: Draft, created_at: int | 
         owner=draft.owner,
         idempotency_key=draft.idempotency_key,
         note=draft.note,
-        created_at=stamp,
+        created_at=draft.created_at if created_at is None else created_at,
         prev_hash=head.hash,
-        hash=digest,
+        hash="",
     )
+    return msgspec.structs.replace(entry, hash=entry_hash(entry))
