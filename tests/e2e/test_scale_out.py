@@ -41,9 +41,15 @@ async def spread(servers: list[Tollway], key: str, count: int) -> list[int]:
 
 
 def warm(server: Tollway, key: str) -> int:
-    """A read that opens the server's database connection and caches the key: a race that starts
-    then is between two ready processes, not one ready and one still connecting."""
-    response = httpx.get(f"{server.url}/v1/credits/balance", headers={"authorization": f"Bearer {key}"})
+    """One billed request: the server's database connection is open, the key cached and the server
+    has written into the workspace's chain, so the race that follows is between two ready writers
+    (on a slow machine one server's first batch could otherwise reserve all the credit before the
+    other's first job arrives, and only one process would have written)."""
+    response = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": HI, "max_tokens": 8},
+        headers={"authorization": f"Bearer {key}"},
+    )
     return response.status_code
 
 
@@ -57,13 +63,13 @@ async def test_two_servers_one_database_never_overdraw(mock: Mock, tmp_path: Pat
     second, two = launch(mock, tmp_path)
     try:
         account = first.new_account("shared", credit_usd="0.01")
-        for server in (first, second):  # both warm (the key known, a pooled connection open), costing nothing
+        for server in (first, second):  # both warm, each with one billed request in the chain
             assert warm(server, account.key) == 200
         statuses = await spread([first, second], account.key, 200)
         ok = statuses.count(200)
         assert set(statuses) <= {200, 402} and 0 < ok < 200
-        assert debits(first, account.workspace_id) == [-COST] * ok
-        assert balance_nano(first, account) == 10_000_000 - ok * COST >= 0
+        assert debits(first, account.workspace_id) == [-COST] * (ok + 2)
+        assert balance_nano(first, account) == 10_000_000 - (ok + 2) * COST >= 0
         owners = first.db.rows("select count(distinct owner) from ledger_entries where kind = 'reserve'")
         assert owners == [(2,)]  # both processes reserved, in one chain
         verify_clean(first)
