@@ -198,6 +198,34 @@ async def test_closing_gives_back_the_leases_of_attempts_in_flight(
     assert (row["state"], row["attempts"], row["lease_until"]) == ("pending", 0, None)
 
 
+async def test_a_lease_granted_as_closing_cancels_the_poll_is_given_back(
+    engine: AsyncEngine, outbox: Outbox, workspace_id: str
+) -> None:
+    """The database grants the lease, and the poll is cancelled before it starts the attempt (the
+    test above, on a loaded machine, once saw the lease kept until it expired)."""
+    worker = deliverer(engine, Receiver(), webhook(timeout_seconds=30))
+    granted = asyncio.Event()
+    lease = worker._queue.lease
+
+    async def slow_lease(ids: Any, now: int, until: int) -> list[Leased]:
+        won = await lease(ids, now, until)  # committed: the row is leased
+        granted.set()
+        await asyncio.sleep(0.3)  # close() cancels the poll here, before any attempt starts
+        return won
+
+    worker._queue.lease = slow_lease  # type: ignore[method-assign]
+    worker.start(outbox)
+    try:
+        await emit(engine, outbox, "credit.added", workspace_id, {"amount_usd": "1.00"})
+        await asyncio.wait_for(granted.wait(), 10)
+        (row,) = await deliveries(engine)
+        assert row["lease_until"] is not None
+    finally:
+        await worker.close()
+    (row,) = await deliveries(engine)
+    assert (row["state"], row["attempts"], row["lease_until"]) == ("pending", 0, None)
+
+
 async def test_a_slow_receiver_holds_at_most_its_share_of_attempts(
     engine: AsyncEngine, outbox: Outbox, workspace_id: str
 ) -> None:

@@ -118,6 +118,9 @@ class Deliverer:
         self._task: asyncio.Task[None] | None = None
         self._outbox: Outbox | None = None
         self._failing = False
+        # Leases being taken: if `close` cancels the poll meanwhile, the database may still have
+        # granted them, and `close` gives them back.
+        self._leasing: set[asyncio.Future[list[Leased]]] = set()
 
     def start(self, outbox: Outbox) -> None:
         """Run in the background (nothing to do without webhooks); `outbox`'s emits wake it."""
@@ -146,9 +149,14 @@ class Deliverer:
         for task, _ in cut:
             task.cancel()
         await asyncio.gather(*(task for task, _ in cut), return_exceptions=True)
+        given_back = [leased for _, leased in cut]
         with contextlib.suppress(Exception):  # else the leases expire by themselves
             async with asyncio.timeout(2):
-                for _, leased in cut:
+                # Granted as the poll was cancelled: no attempt started; given back as well.
+                for won in await asyncio.gather(*self._leasing, return_exceptions=True):
+                    if isinstance(won, list):
+                        given_back.extend(won)
+                for leased in given_back:
                     await self._queue.release(leased)
         await self._client.aclose()
 
@@ -182,7 +190,19 @@ class Deliverer:
             if room <= 0:
                 continue
             ids = await self._queue.due(target.url, now, room)
-            for leased in await self._queue.lease(ids, now, now + target.lease_us):
+            if not ids:
+                continue
+            # Shielded: once the database has granted a lease, its attempt starts here, or `close`
+            # (which cancels this poll, maybe while the grant commits) gives it back.
+            leasing = asyncio.ensure_future(self._queue.lease(ids, now, now + target.lease_us))
+            self._leasing.add(leasing)
+            try:
+                won = await asyncio.shield(leasing)
+            except Exception:
+                self._leasing.discard(leasing)
+                raise
+            self._leasing.discard(leasing)
+            for leased in won:
                 task = asyncio.create_task(self._attempt(target, leased), name=f"tollway-webhook-{leased.id}")
                 target.in_flight[task] = leased
                 task.add_done_callback(functools.partial(self._done, target))
