@@ -261,22 +261,29 @@ def write_config(folder: Path, mock_url: str, database_url: str) -> Path:
 
 
 def start_tollway(
-    home: Path, mock_url: str, env: dict[str, str], src: str | None, rate_limits: str
+    home: Path,
+    mock_url: str,
+    env: dict[str, str],
+    src: str | None,
+    rate_limits: str,
+    prefix: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], Target]:
-    """`tollway serve` in `home` (from the source tree `src`, else this one), a funded workspace and a key."""
+    """`tollway serve` in `home` (from the source tree `src`, else this one), a funded workspace and a key.
+
+    `prefix` runs the server under another program (`bench_instructions.py`: callgrind)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = write_config(home, mock_url, f"sqlite+aiosqlite:///{home / 'bench.db'}")
     if src is not None:
         env = {**env, "PYTHONPATH": str(Path(src).resolve())}
     server = subprocess.Popen(
-        [sys.executable, "-m", "tollway", "serve", "--config", str(config), "--port", str(port)],
+        [*prefix, sys.executable, "-m", "tollway", "serve", "--config", str(config), "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=home,
     )
-    wait(f"{url}/health")
+    wait(f"{url}/health", seconds=120 if prefix else 30)
     admin = {"authorization": "Bearer bench"}
     workspace = httpx.post(f"{url}/admin/workspaces", json={"name": "bench"}, headers=admin).json()
     httpx.post(

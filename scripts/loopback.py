@@ -16,9 +16,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait(url: str) -> None:
-    """Until `url` answers 200 (30 s at most)."""
-    for _ in range(300):
+def wait(url: str, seconds: float = 30) -> None:
+    """Until `url` answers 200 (`seconds` at most)."""
+    for _ in range(int(seconds * 10)):
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
