@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.accounts import AccountStore
@@ -21,7 +21,7 @@ from tollway.errors import InsufficientCredit
 from tollway.ledger import Balance, Draft, Entry, Ledger, LedgerWriter
 from tollway.ledger.committer import GroupCommitter
 from tollway.ledger.driver import Sql
-from tollway.ledger.sql import Statement
+from tollway.ledger.sql import Statement, statement
 from tollway.ledger.verify import verify_ledger
 
 from .conftest import sqlite_url
@@ -252,6 +252,26 @@ async def test_a_cancelled_caller_does_not_stop_its_commit(
         await job
     await sqlite_ledger.transact(ws, lambda writer: writer.head())  # the thread is still serving
     assert await sqlite_ledger.balance(ws) == Balance(9, 0)
+
+
+async def test_a_database_that_cannot_be_opened_fails_each_write_and_is_tried_again(tmp_path: Path) -> None:
+    """The ledger thread answers every write with the error instead of dying (which would leave this
+    write and every later one of the process waiting forever), and opens the database once it can."""
+    folder = tmp_path / "not-yet"
+    committer = GroupCommitter(str(folder / "ledger.db"))
+
+    async def one(sql: Sql) -> object:
+        return await sql.one(statement("SELECT 41 + 1"))
+
+    try:
+        for _ in range(2):
+            with pytest.raises(OperationalError, match="unable to open database file"):
+                await asyncio.wait_for(committer.run(one), 10)
+        folder.mkdir()
+        assert await asyncio.wait_for(committer.run(one), 10) == (42,)
+        assert committer.commits == 1
+    finally:
+        committer.close()
 
 
 async def test_two_processes_ledger_threads_take_turns_on_the_lock_file(tmp_path: Path) -> None:

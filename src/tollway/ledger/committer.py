@@ -131,12 +131,7 @@ class GroupCommitter:
 
     def _serve(self) -> None:
         _no_wakeup_preemption()
-        connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
-        configure_sqlite(connection)
-        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
-        self._wal_mode = str(mode).lower() == "wal"
-        if self._wal_mode:  # durable commits sync the WAL themselves; otherwise every commit is FULL
-            connection.execute("PRAGMA synchronous=NORMAL")
+        connection: sqlite3.Connection | None = None
         turns = _turns(self._path)
         try:
             while (job := self._queue.get()) is not None:
@@ -151,8 +146,21 @@ class GroupCommitter:
                         stop = True
                         break
                     batch.append(more)
-                if turns is not None:
-                    fcntl.flock(turns, fcntl.LOCK_EX)
+                try:
+                    if connection is None:
+                        connection = self._connect()
+                    if turns is not None:
+                        fcntl.flock(turns, fcntl.LOCK_EX)
+                except Exception as error:
+                    # The database could not be opened, or the lock file not locked: this batch
+                    # fails with the error and the next one tries again.  Dying here instead would
+                    # leave every later money write of the process waiting for an answer forever.
+                    self._disconnect(connection)
+                    connection = None
+                    self._answer(batch, [(False, _translated(error))] * len(batch), False)
+                    if stop:
+                        break
+                    continue
                 try:
                     outcomes, sync = self._commit(connection, batch)
                 finally:
@@ -164,10 +172,29 @@ class GroupCommitter:
         finally:
             if turns is not None:
                 os.close(turns)
+            self._disconnect(connection)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
+        try:
+            configure_sqlite(connection)
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            self._wal_mode = str(mode).lower() == "wal"
+            if self._wal_mode:  # durable commits sync the WAL themselves; otherwise every commit is FULL
+                connection.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
             connection.close()
-            if self._wal is not None:
-                os.close(self._wal)
-                self._wal = None
+            raise
+        return connection
+
+    def _disconnect(self, connection: sqlite3.Connection | None) -> None:
+        """Close the connection and the WAL's descriptor (closing the last connection may remove the
+        WAL file: a descriptor kept past it would sync a file nobody writes any more)."""
+        if connection is not None:
+            connection.close()
+        if self._wal is not None:
+            os.close(self._wal)
+            self._wal = None
 
     def _sync(self) -> None:
         """Make every commit so far durable: what `synchronous=FULL` does after each commit."""
