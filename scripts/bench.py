@@ -283,21 +283,30 @@ def start_tollway(
         stderr=subprocess.DEVNULL,
         cwd=home,
     )
-    wait(f"{url}/health", seconds=120 if prefix else 30)
-    admin = {"authorization": "Bearer bench"}
-    workspace = httpx.post(f"{url}/admin/workspaces", json={"name": "bench"}, headers=admin).json()
-    httpx.post(
-        f"{url}/admin/workspaces/{workspace['id']}/credits", json={"amount_usd": "100000"}, headers=admin
-    )
+    try:
+        return server, _funded_target(home, url, rate_limits, timeout=120 if prefix else 5)
+    except BaseException:  # not left running behind a failed start
+        server.kill()
+        server.wait()
+        raise
+
+
+def _funded_target(home: Path, url: str, rate_limits: str, timeout: float) -> Target:
+    """Once `url` is up: a workspace with credit and a key, with `rate_limits` on it."""
+    wait(f"{url}/health", seconds=max(30, timeout))
     every = {"requests_per_minute": 10**9, "tokens_per_minute": 2**53 - 1, "max_concurrent": 10**6}
     rpm = {"requests_per_minute": 10**9}
     limits: dict[str, int] = {"none": {}, "key-rpm": rpm, "all": every}[rate_limits]
-    if rate_limits == "all":
-        httpx.patch(f"{url}/admin/workspaces/{workspace['id']}", json=every, headers=admin)
-    key = httpx.post(
-        f"{url}/admin/workspaces/{workspace['id']}/keys", json={"name": "bench", **limits}, headers=admin
-    ).json()["key"]
-    return server, Target(home.name, url, key)
+    # Under callgrind (`timeout` 120) the first money write takes longer than httpx's usual 5 s.
+    with httpx.Client(base_url=url, headers={"authorization": "Bearer bench"}, timeout=timeout) as admin:
+        workspace = admin.post("/admin/workspaces", json={"name": "bench"}).json()
+        admin.post(f"/admin/workspaces/{workspace['id']}/credits", json={"amount_usd": "100000"})
+        if rate_limits == "all":
+            admin.patch(f"/admin/workspaces/{workspace['id']}", json=every)
+        key = admin.post(
+            f"/admin/workspaces/{workspace['id']}/keys", json={"name": "bench", **limits}
+        ).json()["key"]
+    return Target(home.name, url, key)
 
 
 def start_floor(
