@@ -7,12 +7,16 @@ import json
 import logging
 import threading
 
+import pytest
+
+from tollway.observe import Metrics, Observer, access_log
 from tollway.observe.access_log import (
     ACCESS_LOGGER,
     AccessEntry,
     JsonFormatter,
     QueuedHandler,
     TextFormatter,
+    direct_sink,
     queued_handler,
 )
 from tollway.serving.logs import log_config
@@ -129,3 +133,84 @@ def test_serve_logs_access_lines_through_the_queue_in_the_chosen_format() -> Non
         assert handler["log_format"] == log_format
         json_default = config["formatters"]["default"] == {"()": "tollway.observe.access_log.JsonFormatter"}
         assert json_default is (log_format == "json")
+
+
+def serve_like_logger(handler: logging.Handler) -> logging.Logger:
+    """A logger set up as `serve`'s dictConfig sets up `tollway.access`."""
+    logger = logging.Logger("test.access", logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    return logger
+
+
+def test_the_direct_sink_is_the_queued_handler_only_when_a_record_would_reach_it_alone() -> None:
+    handler = queued_handler("text", io.StringIO())
+    try:
+        logger = serve_like_logger(handler)
+        assert direct_sink(logger) is handler
+        logger.propagate = True  # a parent's handlers would see the record too
+        assert direct_sink(logger) is None
+        logger.propagate = False
+        logger.addFilter(lambda record: True)
+        assert direct_sink(logger) is None
+        logger.filters.clear()
+        second = logging.NullHandler()
+        logger.addHandler(second)
+        assert direct_sink(logger) is None
+        logger.removeHandler(second)
+        handler.setLevel(logging.WARNING)
+        assert direct_sink(logger) is None
+        handler.setLevel(logging.NOTSET)
+        logger.disabled = True
+        assert direct_sink(logger) is None
+        logger.disabled = False
+        assert direct_sink(logger) is handler
+        assert direct_sink(serve_like_logger(logging.NullHandler())) is None
+    finally:
+        handler.close()
+
+
+def test_an_entry_queued_without_a_record_is_written_as_its_record_would_be(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(access_log.time, "time", lambda: 1_700_000_000.25)  # the `record()` helper's time
+    for log_format in ("text", "json"):
+        stream = io.StringIO()
+        handler = queued_handler(log_format, stream)  # type: ignore[arg-type]
+        logger = serve_like_logger(handler)
+        logger.handle(record(entry(request_id="req_via_record")))
+        handler.put_access(ACCESS_LOGGER, entry(request_id="req_via_record"))  # `record()`'s name
+        handler.close()
+        via_record, direct = stream.getvalue().splitlines()
+        assert direct == via_record
+        if log_format == "text":
+            assert direct.startswith(
+                "2023-11-14T22:13:20.250Z INFO tollway.access request_id=req_via_record "
+            )
+
+
+def test_a_request_behind_serves_logger_makes_no_log_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    handler = queued_handler("text", stream)
+    logger = serve_like_logger(handler)
+
+    def no_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        raise AssertionError("a LogRecord was made on the request path")
+
+    monkeypatch.setattr(logger, "makeRecord", no_record)
+    exchange = Observer(Metrics(), logger).begin("req_direct", "chat.completions")
+    exchange.finish(404)
+    handler.close()
+    [line] = stream.getvalue().splitlines()
+    assert " INFO test.access request_id=req_direct workspace_id=- " in line
+    assert " status=404 end_state=error " in line
+
+
+def test_other_handlers_still_get_a_record_of_their_own() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter())
+    queued = QueuedHandler(handler)
+    queued.put_access("test.access", entry(request_id="req_plain"))
+    queued.close()
+    assert " INFO test.access request_id=req_plain " in stream.getvalue()

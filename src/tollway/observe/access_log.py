@@ -7,6 +7,12 @@ request path builds it (a few attribute writes) and hands the record to a
 event loop and the thread does not contend for the GIL on every request.  An entry holds identifiers,
 counts and the cost, never a prompt, a completion or a key.
 
+When that handler is all a record would reach (`direct_sink`: how `serve` sets
+the logger up), the request path skips `logging` and queues the entry with its
+time (`AccessLine`); the line written is the same.  Making the record and
+passing it through the logger and the handler was 2-2.5 % of a billed
+request's instructions (`scripts/bench_instructions.py`).
+
 `tollway serve` installs it through uvicorn's logging dictConfig
 (`tollway.serving.logs.log_config`), so worker processes get it too.  An app
 built without `serve` (tests) only logs to the logger: whoever listens decides.
@@ -21,7 +27,7 @@ import re
 import sys
 import threading
 import time
-from typing import IO, Any, Literal
+from typing import IO, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Struct
@@ -29,10 +35,12 @@ from msgspec import Struct
 __all__ = [
     "ACCESS_LOGGER",
     "AccessEntry",
+    "AccessLine",
     "JsonFormatter",
     "LogFormat",
     "QueuedHandler",
     "TextFormatter",
+    "direct_sink",
     "queued_handler",
 ]
 
@@ -94,8 +102,31 @@ def _logfmt_value(value: object) -> str:
 
 def _timestamp(record: logging.LogRecord) -> str:
     """UTC, ISO 8601, milliseconds."""
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{whole}.{int(record.msecs):03d}Z"
+    return _stamp(record.created, record.msecs)
+
+
+def _stamp(created: float, msecs: float) -> str:
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{whole}.{int(msecs):03d}Z"
+
+
+class AccessLine(Struct, frozen=True):
+    """An access entry queued without a log record: when it was made and the logger's name."""
+
+    created: float
+    name: str
+    entry: AccessEntry
+    levelno: ClassVar[int] = logging.INFO
+
+    @property
+    def msecs(self) -> float:
+        return (self.created - int(self.created)) * 1000  # as a LogRecord's
+
+    def record(self) -> logging.LogRecord:
+        """The log record `logger.info(entry)` would have made, for handlers that need one."""
+        made = logging.LogRecord(self.name, logging.INFO, "", 0, self.entry, (), None)
+        made.created, made.msecs = self.created, self.msecs
+        return made
 
 
 class TextFormatter(logging.Formatter):
@@ -106,6 +137,10 @@ class TextFormatter(logging.Formatter):
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+    def access_line(self, line: AccessLine) -> str:
+        """What `format` gives for `line.record()`."""
+        return f"{_stamp(line.created, line.msecs)} INFO {line.name} {line.entry.logfmt()}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -125,6 +160,18 @@ class JsonFormatter(logging.Formatter):
             head["exception"] = self.formatException(record.exc_info)
         return _encode(head).decode()
 
+    def access_line(self, line: AccessLine) -> str:
+        """What `format` gives for `line.record()`."""
+        head = {"time": _stamp(line.created, line.msecs), "level": "info", "logger": line.name}
+        return _encode({**head, **msgspec.structs.asdict(line.entry)}).decode()
+
+
+Queued = logging.LogRecord | AccessLine
+
+
+def _record(item: Queued) -> logging.LogRecord:
+    return item.record() if isinstance(item, AccessLine) else item
+
 
 # How often the writer thread wakes to write what is queued.  Waking per record instead made the
 # thread contend for the GIL with the event loop on every request: ~100 µs of CPU per request
@@ -135,7 +182,7 @@ FLUSH_SECONDS = 0.1
 class _BatchWriter(threading.Thread):
     """Every `FLUSH_SECONDS`, formats what is queued and writes it to the target in one write."""
 
-    def __init__(self, records: queue.SimpleQueue[logging.LogRecord], target: logging.Handler) -> None:
+    def __init__(self, records: queue.SimpleQueue[Queued], target: logging.Handler) -> None:
         super().__init__(name="tollway-access-log", daemon=True)
         self._records = records
         self._target = target
@@ -151,7 +198,7 @@ class _BatchWriter(threading.Thread):
         self.join()
 
     def drain(self) -> None:
-        batch: list[logging.LogRecord] = []
+        batch: list[Queued] = []
         try:
             while True:
                 batch.append(self._records.get_nowait())
@@ -162,21 +209,29 @@ class _BatchWriter(threading.Thread):
         if not batch:
             return
         if not isinstance(target, logging.StreamHandler):
-            for record in batch:
-                target.handle(record)
+            for item in batch:
+                target.handle(_record(item))
             return
+        formatter = target.formatter
+        direct: TextFormatter | JsonFormatter | None = None
+        if type(formatter) is TextFormatter or type(formatter) is JsonFormatter:  # not a subclass
+            direct = formatter
         lines = []
-        for record in batch:
+        for item in batch:
             try:
-                lines.append(target.format(record) + target.terminator)
+                if isinstance(item, AccessLine):
+                    line = direct.access_line(item) if direct is not None else target.format(item.record())
+                else:
+                    line = target.format(item)
+                lines.append(line + target.terminator)
             except Exception:
-                target.handleError(record)
+                target.handleError(_record(item))
         target.acquire()
         try:
             target.stream.write("".join(lines))
             target.flush()
         except Exception:
-            target.handleError(batch[-1])
+            target.handleError(_record(batch[-1]))
         finally:
             target.release()
 
@@ -185,12 +240,17 @@ class QueuedHandler(logging.handlers.QueueHandler):
     """Hands records to its own writer thread, which formats and writes them in batches."""
 
     def __init__(self, target: logging.Handler) -> None:
-        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        records: queue.SimpleQueue[Queued] = queue.SimpleQueue()
         super().__init__(records)
         self._writer = _BatchWriter(records, target)
         self._target = target
         self._writer.start()
         self._running = True
+        self._records = records
+
+    def put_access(self, name: str, entry: AccessEntry) -> None:
+        """Queue `entry` as logger `name`'s INFO line, stamped now, without a log record."""
+        self._records.put(AccessLine(time.time(), name, entry))
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         # The stock handler formats here, on the caller's thread (to pickle for another process);
@@ -204,6 +264,17 @@ class QueuedHandler(logging.handlers.QueueHandler):
             self._writer.stop()
         self._target.close()
         super().close()
+
+
+def direct_sink(log: logging.Logger) -> QueuedHandler | None:
+    """The logger's queued handler, if an INFO record of `log` would reach it and nothing else."""
+    handlers = log.handlers
+    if len(handlers) != 1 or log.propagate or log.filters or log.disabled:
+        return None
+    handler = handlers[0]
+    if type(handler) is not QueuedHandler or handler.filters or handler.level > logging.INFO:
+        return None
+    return handler
 
 
 def queued_handler(log_format: LogFormat = "text", stream: IO[str] | None = None) -> QueuedHandler:

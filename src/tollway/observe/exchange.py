@@ -20,7 +20,7 @@ from prometheus_client import Gauge
 
 from tollway.errors import APIError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from tollway.money import format_usd
-from tollway.observe.access_log import ACCESS_LOGGER, AccessEntry
+from tollway.observe.access_log import ACCESS_LOGGER, AccessEntry, direct_sink
 from tollway.observe.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -184,7 +184,11 @@ class Exchange:
         log = self._observer.log
         if log.isEnabledFor(_INFO):
             entry = self._entry(status, end_state, elapsed, first_byte_at)
-            log.handle(log.makeRecord(log.name, _INFO, "", 0, entry, (), None))
+            sink = direct_sink(log)
+            if sink is not None:
+                sink.put_access(log.name, entry)
+            else:
+                log.handle(log.makeRecord(log.name, _INFO, "", 0, entry, (), None))
 
     def _entry(self, status: int, end_state: str, elapsed: float, first_byte_at: float) -> AccessEntry:
         principal = self.principal
