@@ -73,16 +73,19 @@ async def _client(port: int, request: bytes, count: int, stream: bool) -> None:
         writer.close()
 
 
-def drive(port: int, request: bytes, count: int, concurrency: int, stream: bool) -> None:
+def drive(port: int, request: bytes, count: int, concurrency: int, stream: bool) -> int:
+    """About `count` requests from `concurrency` clients at once; how many were sent."""
+    share = count // concurrency
+
     async def all_clients() -> None:
-        share = count // concurrency
         await asyncio.gather(*(_client(port, request, share, stream) for _ in range(concurrency)))
 
     asyncio.run(all_clients())
+    return share * concurrency
 
 
 class CountedServer:
-    """A tollway under callgrind, counting only between `start` and `stop`."""
+    """A tollway under callgrind, counting only around the requests `count` measures."""
 
     def __init__(self, home: Path, mock_url: str, env: dict[str, str], src: str | None, limits: str) -> None:
         self.home = home
@@ -107,7 +110,7 @@ class CountedServer:
             old.unlink()
         self._control("--zero")
         self._control("--instr=on")
-        drive(self.port, request, requests, concurrency, stream)
+        sent = drive(self.port, request, requests, concurrency, stream)
         self._control("--instr=off")
         self._control("--dump")
         for _ in range(100):  # the dump is written by the server's own thread, shortly after
@@ -116,7 +119,7 @@ class CountedServer:
                 line for path in dumps for line in path.read_text().splitlines() if line.startswith("totals:")
             ]
             if totals:
-                return int(totals[0].split()[1]) // (requests // concurrency * concurrency)
+                return int(totals[0].split()[1]) // sent
             time.sleep(0.1)
         raise RuntimeError("callgrind wrote no dump")
 

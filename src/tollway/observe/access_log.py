@@ -153,8 +153,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
         }
         if isinstance(record.msg, AccessEntry):
-            fields = msgspec.structs.asdict(record.msg)
-            return _encode({**head, **fields}).decode()
+            return _entry_json(head, record.msg)
         head["message"] = record.getMessage()
         if record.exc_info:
             head["exception"] = self.formatException(record.exc_info)
@@ -163,7 +162,11 @@ class JsonFormatter(logging.Formatter):
     def access_line(self, line: AccessLine) -> str:
         """What `format` gives for `line.record()`."""
         head = {"time": _stamp(line.created, line.msecs), "level": "info", "logger": line.name}
-        return _encode({**head, **msgspec.structs.asdict(line.entry)}).decode()
+        return _entry_json(head, line.entry)
+
+
+def _entry_json(head: dict[str, Any], entry: AccessEntry) -> str:
+    return _encode({**head, **msgspec.structs.asdict(entry)}).decode()
 
 
 Queued = logging.LogRecord | AccessLine
@@ -246,11 +249,10 @@ class QueuedHandler(logging.handlers.QueueHandler):
         self._target = target
         self._writer.start()
         self._running = True
-        self._records = records
 
     def put_access(self, name: str, entry: AccessEntry) -> None:
         """Queue `entry` as logger `name`'s INFO line, stamped now, without a log record."""
-        self._records.put(AccessLine(time.time(), name, entry))
+        self.queue.put_nowait(AccessLine(time.time(), name, entry))
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         # The stock handler formats here, on the caller's thread (to pickle for another process);
