@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from tollway.surfaces.base import EndState
-from tollway.upstream.sse import SSEEvent
+from tollway.upstream.sse import SSEEvent, frame
 from tollway.usage import INVALID, MAX_TOKENS, ReportedUsage, Usage, read_reported
 
 __all__ = ["AnthropicStream", "read_anthropic", "to_anthropic"]
@@ -73,13 +73,6 @@ def to_anthropic(usage: Usage, cost: Decimal | None = None) -> dict[str, Any]:
     if cost is not None:
         body["cost"] = cost
     return body
-
-
-def _frame(name: bytes, payload: bytes) -> bytes:
-    if b"\n" in payload:  # a multi-line data field must stay multi-line on the wire
-        payload = payload.replace(b"\n", b"\ndata: ")
-    head = b"event: " + name + b"\n" if name else b""
-    return head + b"data: " + payload + b"\n\n"
 
 
 def _name(event: SSEEvent, kind: Any) -> bytes:
@@ -168,7 +161,7 @@ class AnthropicStream:
                 self._update_reported()
             return out, False
         elif kind == "message_stop":
-            self._stop = _frame(name or b"message_stop", payload)
+            self._stop = frame(name or b"message_stop", payload)
             self.finished = True
             return None, True
         elif kind == "error" or name == b"error":
@@ -176,7 +169,7 @@ class AnthropicStream:
             self.error = error if isinstance(error, dict) else {"message": "The upstream reported an error."}
             self._error_event = value
             return None, True
-        return _frame(name, payload), False
+        return frame(name, payload), False
 
     def _take_delta(self, delta: Any) -> None:
         if not isinstance(delta, dict):
@@ -201,13 +194,13 @@ class AnthropicStream:
             if self._served is not None and "model" in message:
                 message["model"] = self._served
                 payload = _encode(value)
-        return _frame(name or b"message_start", payload)
+        return frame(name or b"message_start", payload)
 
     def _relay_held_delta(self) -> bytes | None:
         if self._delta is None:
             return None
         held, self._delta = self._delta, None
-        return _frame(b"message_delta", _encode(held))
+        return frame(b"message_delta", _encode(held))
 
     def ending(self, state: EndState, usage: Usage, cost: Decimal | None, scrub: Any) -> bytes:
         """The held-back `message_delta` with complete usage and cost, then `message_stop` or an error."""
@@ -218,10 +211,10 @@ class AnthropicStream:
         if delta is None:
             delta = {"type": "message_delta", "delta": {"stop_reason": None, "stop_sequence": None}}
         delta["usage"] = to_anthropic(usage, cost)
-        out += _frame(b"message_delta", _encode_out(delta))
+        out += frame(b"message_delta", _encode_out(delta))
         if state == "completed" and self.error is None and self._stop is not None:
             return out + self._stop
-        return out + _frame(b"error", _encode(self._error(state, scrub)))
+        return out + frame(b"error", _encode(self._error(state, scrub)))
 
     def _error(self, state: EndState, scrub: Any) -> dict[str, Any]:
         if self._error_event is not None:
@@ -257,4 +250,4 @@ class AnthropicStream:
             "usage": {"input_tokens": 0, "output_tokens": 0},
         }
         self._started = True
-        return _frame(b"message_start", _encode({"type": "message_start", "message": message}))
+        return frame(b"message_start", _encode({"type": "message_start", "message": message}))

@@ -26,7 +26,7 @@ from msgspec import Struct
 
 from tollway.errors import error_body
 from tollway.surfaces.base import EndState
-from tollway.upstream.sse import SSEEvent
+from tollway.upstream.sse import SSEEvent, frame
 from tollway.usage import ReportedUsage, Usage, read_reported, to_openai
 
 __all__ = ["ChatStream", "ChunkStream", "message_texts", "reasoning_texts"]
@@ -95,6 +95,8 @@ class ChunkStream:
     __slots__ = (
         "_rename",
         "_served",
+        "_upstream_field",
+        "_upstream_model",
         "_with_choice",
         "created",
         "error",
@@ -119,6 +121,8 @@ class ChunkStream:
         """
         self._rename = _encode(rename) if rename is not None else None
         self._served = rename
+        self._upstream_model: str | None = None  # the upstream's model name `_renamed` last replaced
+        self._upstream_field = b""  # ... as the `"model":` field it looks for
         self._with_choice = usage_with_choice
         self.text: list[str] = []
         self.reasoning: list[str] = []
@@ -181,13 +185,16 @@ class ChunkStream:
             payload = _without_usage(payload)
         if self._rename is not None and isinstance(chunk.model, str):
             payload = self._renamed(payload, chunk.model)
-        return _event(payload)
+        return frame(b"", payload)
 
     def _renamed(self, payload: bytes, model: str) -> bytes:
         assert self._rename is not None
-        found = b'"model":' + _encode(model)
-        if found in payload:
-            return payload.replace(found, b'"model":' + self._rename, 1)
+        if model != self._upstream_model:  # the same for every chunk of a stream, as a rule
+            self._upstream_model, self._upstream_field = model, b'"model":' + _encode(model)
+        found = self._upstream_field
+        at = payload.find(found)
+        if at >= 0:
+            return b"".join((payload[:at], b'"model":', self._rename, payload[at + len(found) :]))
         value = _decode_any(payload)  # spaced or reordered JSON: the slow way
         value["model"] = msgspec.json.decode(self._rename)
         return _encode(value)
@@ -220,7 +227,7 @@ class ChunkStream:
         if self._rename is not None and "model" in value:
             value["model"] = msgspec.json.decode(self._rename)
             changed = True
-        return _event(_encode(value) if changed else payload)
+        return frame(b"", _encode(value) if changed else payload)
 
 
 class ChatStream(ChunkStream):
@@ -281,12 +288,6 @@ def _without_usage(payload: bytes) -> bytes:
     value = _decode_any(payload)
     value["usage"] = None
     return _encode(value)
-
-
-def _event(payload: bytes) -> bytes:
-    if b"\n" in payload:  # a multi-line data field must stay multi-line on the wire
-        payload = payload.replace(b"\n", b"\ndata: ")
-    return b"data: " + payload + b"\n\n"
 
 
 def _texts(value: Any) -> Iterable[str]:

@@ -26,7 +26,7 @@ import msgspec
 from msgspec import Struct
 
 from tollway.surfaces.base import EndState
-from tollway.upstream.sse import SSEEvent
+from tollway.upstream.sse import SSEEvent, frame
 from tollway.usage import ReportedUsage, Usage, read_reported
 
 __all__ = ["TERMINAL_EVENTS", "ResponsesStream", "output_texts", "to_responses"]
@@ -144,7 +144,7 @@ class ResponsesStream:
             item = _object(decoded.item)
             if item is not None and _is_int(decoded.output_index):
                 self._items[decoded.output_index] = item
-        return _frame(_name(event, kind), payload), False
+        return frame(_name(event, kind), payload), False
 
     def _hold_terminal(self, event: SSEEvent, payload: bytes, kind: str) -> tuple[None, bool]:
         value = _decode_any(payload)
@@ -176,7 +176,7 @@ class ResponsesStream:
             error = response.get("error")
             if isinstance(error, dict) and isinstance(error.get("message"), str):
                 error["message"] = _scrubbed(scrub, error["message"])
-            return _frame(self._terminal_name, _encode_out(value))
+            return frame(self._terminal_name, _encode_out(value))
         out = b""
         response = dict(self._response) if self._response is not None else None
         if response is None:
@@ -199,7 +199,7 @@ class ResponsesStream:
     def _emit(self, kind: str, fields: dict[str, Any]) -> bytes:
         self._seq += 1
         value = {"type": kind, "sequence_number": self._seq, **fields}
-        return _frame(kind.encode(), _encode_out(value))
+        return frame(kind.encode(), _encode_out(value))
 
     def _new_response(self) -> dict[str, Any]:
         model = self._served or (self.model if isinstance(self.model, str) else None) or self._requested
@@ -232,13 +232,6 @@ def _name(event: SSEEvent, kind: Any) -> bytes:
     if isinstance(kind, str) and kind and "\n" not in kind and "\r" not in kind:
         return kind.encode()
     return b""
-
-
-def _frame(name: bytes, payload: bytes) -> bytes:
-    if b"\n" in payload:  # a multi-line data field must stay multi-line on the wire
-        payload = payload.replace(b"\n", b"\ndata: ")
-    head = b"event: " + name + b"\n" if name else b""
-    return head + b"data: " + payload + b"\n\n"
 
 
 def _error_of(decoded: _Event) -> dict[str, Any]:

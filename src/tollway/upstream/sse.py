@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from msgspec import Struct
 
-__all__ = ["SSEEvent", "SSEParser"]
+__all__ = ["SSEEvent", "SSEParser", "frame"]
+
+# Bytes looked for as ints: `int in bytes` is a memchr, while `bytes in bytes` first tries its
+# argument as an integer, and so formats and discards a TypeError on every call (CPython 3.11).
+_LF = 0x0A
+_CR = 0x0D
+_NUL = 0x00
 
 
 class SSEEvent(Struct, frozen=True):
@@ -42,7 +48,7 @@ class SSEParser:
             and chunk.startswith(b"data: ")
             and chunk.endswith(b"\n\n")
             and chunk.count(b"\n") == 2
-            and b"\r" not in chunk
+            and _CR not in chunk
         ):
             # The usual read: exactly one whole event of one data line, nothing pending.
             return [SSEEvent(chunk[6:-2], b"message", self._id)]
@@ -92,5 +98,15 @@ class SSEParser:
             self._data.append(value)
         elif name == b"event":
             self._event = value
-        elif name == b"id" and b"\0" not in value:
+        elif name == b"id" and _NUL not in value:
             self._id = value
+
+
+def frame(name: bytes, payload: bytes) -> bytes:
+    """`payload` as one event to relay: its `data` field (a multi-line payload stays multi-line on
+    the wire), after an `event:` line unless `name` is empty."""
+    if _LF in payload:
+        payload = payload.replace(b"\n", b"\ndata: ")
+    if name:
+        return b"event: " + name + b"\ndata: " + payload + b"\n\n"
+    return b"data: " + payload + b"\n\n"
