@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +15,7 @@ from tests.ledger.conftest import usage_record
 from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
 from tollway.db import create_engine, ensure_current, upgrade
+from tollway.db.engine import _null
 from tollway.errors import SchemaOutdated
 from tollway.ledger import Ledger
 
@@ -65,3 +67,16 @@ async def test_an_old_schema_is_refused_until_upgraded(engine: AsyncEngine) -> N
         await ensure_current(engine)
     await upgrade(engine)
     await ensure_current(engine)
+
+
+def test_sqlite_binds_none_and_bools_through_tollways_adapters_as_it_would_without() -> None:
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)] is _null
+    assert sqlite3.adapters[(bool, sqlite3.PrepareProtocol)] is int
+    connection = sqlite3.connect(":memory:")
+    try:
+        row = connection.execute(
+            "SELECT ? IS NULL, typeof(?), ?, typeof(?), ?", (None, None, True, False, False)
+        ).fetchone()
+    finally:
+        connection.close()
+    assert row == (1, "null", 1, "integer", 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Connection, event
@@ -13,6 +14,19 @@ __all__ = ["IMMEDIATE", "configure_sqlite", "create_engine", "is_sqlite", "write
 # taken when the transaction starts, so check-then-write sequences cannot
 # interleave with another writer (another worker, the CLI).
 IMMEDIATE = "tollway_immediate"
+
+
+def _null(value: None) -> None:
+    return None
+
+
+# The sqlite3 module binds int, float, str and bytearray parameters directly; any other value
+# (None, a bool) first goes through its adapter protocol, whose failed `__adapt__` lookup on a
+# type formats and discards an AttributeError: ~0.26 µs a parameter, and a ledger entry has
+# several NULLs.  Registered adapters are found first (~0.1 µs).  Both bind exactly as before:
+# None as NULL, a bool as the integer 0 or 1.  (Process-wide, like every sqlite3 adapter.)
+sqlite3.register_adapter(type(None), _null)
+sqlite3.register_adapter(bool, int)
 
 
 def is_sqlite(url: str) -> bool:
