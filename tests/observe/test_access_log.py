@@ -8,6 +8,8 @@ import logging
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tollway.observe import Metrics, Observer, access_log
 from tollway.observe.access_log import (
@@ -94,6 +96,66 @@ def test_text_lines_are_field_value_pairs_quoted_where_needed() -> None:
     assert " stream=true status=200 end_state=completed error=- prompt_tokens=12 " in line
     assert line.endswith(" cost_usd=0.000028000 duration_ms=812.5 ttfb_ms=95.25")
     assert str(entry()) == entry().logfmt()  # what any other handler's %(message)s shows
+
+
+_texts = st.one_of(
+    st.none(), st.sampled_from(["", "-", "req_1", "a b", 'q"', "x\ny", "é", "gpt-4o:mini/v1"]), st.text()
+)
+_numbers = st.one_of(st.none(), st.integers(0, 10**12))
+
+
+@settings(max_examples=300, print_blob=True)
+@given(
+    text=st.fixed_dictionaries(
+        {name: _texts for name in ("workspace_id", "key_id", "model", "upstream", "error", "cost_usd")}
+        | {name: st.text() for name in ("request_id", "surface", "end_state")}
+    ),
+    numbers=st.fixed_dictionaries(
+        {name: _numbers for name in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    ),
+    stream=st.booleans(),
+    status=st.integers(100, 599),
+    duration=st.floats(0, 1e9, allow_nan=False),
+    ttfb=st.one_of(st.none(), st.floats(0, 1e9, allow_nan=False)),
+)
+def test_the_usual_line_is_what_the_field_by_field_line_would_be(
+    text: dict[str, str | None],
+    numbers: dict[str, int | None],
+    stream: bool,
+    status: int,
+    duration: float,
+    ttfb: float | None,
+) -> None:
+    made = entry(**text, **numbers, stream=stream, status=status, duration_ms=duration, ttfb_ms=ttfb)
+    assert made.logfmt() == made._logfmt_quoting()
+
+
+def test_the_usual_line_holds_every_field_in_order_without_the_field_by_field_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = entry(ttfb_ms=None, error="e")._logfmt_quoting()
+    monkeypatch.setattr(AccessEntry, "_logfmt_quoting", lambda self: pytest.fail("not the usual way"))
+    line = entry(ttfb_ms=None, error="e").logfmt()
+    assert line == expected
+    assert [pair.split("=", 1)[0] for pair in line.split(" ")] == list(AccessEntry.__struct_fields__)
+
+
+def test_time_stamps_are_utc_milliseconds_across_second_boundaries() -> None:
+    stamps = [
+        access_log._stamp(created, msecs)
+        for created, msecs in (
+            (1_700_000_000.999, 999.0),
+            (1_700_000_001.0, 0.0),
+            (1_700_000_000.5, 500.0),
+            (0.25, 250.0),
+        )
+    ]
+    assert stamps == [
+        "2023-11-14T22:13:20.999Z",
+        "2023-11-14T22:13:21.000Z",
+        "2023-11-14T22:13:20.500Z",
+        "1970-01-01T00:00:00.250Z",
+    ]
 
 
 def test_the_queued_handler_writes_on_its_own_thread_and_flushes_on_close() -> None:

@@ -76,6 +76,33 @@ class AccessEntry(Struct, kw_only=True):
     ttfb_ms: float | None
 
     def logfmt(self) -> str:
+        # The usual line: every text is bare (ids, names, codes), which one match over all of them
+        # shows; any other goes the general way, field by field, quoting where needed.
+        texts = (
+            self.request_id,
+            "-" if self.workspace_id is None else self.workspace_id,
+            "-" if self.key_id is None else self.key_id,
+            self.surface,
+            "-" if self.model is None else self.model,
+            "-" if self.upstream is None else self.upstream,
+            self.end_state,
+            "-" if self.error is None else self.error,
+            "-" if self.cost_usd is None else self.cost_usd,
+        )
+        if not _ALL_BARE.fullmatch(" ".join(texts)):
+            return self._logfmt_quoting()
+        request, workspace, key, surface, model, upstream, end_state, error, cost = texts
+        return (
+            f"request_id={request} workspace_id={workspace} key_id={key} surface={surface} "
+            f"model={model} upstream={upstream} stream={'true' if self.stream else 'false'} "
+            f"status={self.status} end_state={end_state} error={error} "
+            f"prompt_tokens={_number(self.prompt_tokens)} "
+            f"completion_tokens={_number(self.completion_tokens)} "
+            f"total_tokens={_number(self.total_tokens)} cost_usd={cost} "
+            f"duration_ms={self.duration_ms} ttfb_ms={_number(self.ttfb_ms)}"
+        )
+
+    def _logfmt_quoting(self) -> str:
         return " ".join(
             f"{name}={_logfmt_value(value)}"
             for name, value in zip(self.__struct_fields__, msgspec.structs.astuple(self), strict=True)
@@ -86,6 +113,11 @@ class AccessEntry(Struct, kw_only=True):
 
 
 _BARE = re.compile(r"[A-Za-z0-9_.:/@+\-]+")
+_ALL_BARE = re.compile(r"[A-Za-z0-9_.:/@+\-]+(?: [A-Za-z0-9_.:/@+\-]+)*")  # bare texts joined by spaces
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def _logfmt_value(value: object) -> str:
@@ -105,8 +137,17 @@ def _timestamp(record: logging.LogRecord) -> str:
     return _stamp(record.created, record.msecs)
 
 
+# The second last stamped and its text (one tuple, swapped whole: formatters run on any thread).
+_stamped: tuple[int, str] = (-1, "")
+
+
 def _stamp(created: float, msecs: float) -> str:
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    global _stamped
+    second = int(created)
+    last, whole = _stamped
+    if second != last:  # gmtime and strftime once a second, not once a line
+        whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _stamped = (second, whole)
     return f"{whole}.{int(msecs):03d}Z"
 
 
