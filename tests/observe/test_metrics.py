@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from tollway.observe.metrics import TOKEN_CLASSES, Metrics
+from tollway.observe.metrics import TOKEN_CLASSES, Metrics, _counting, _observing
 from tollway.usage import Usage
 
 
@@ -87,3 +90,50 @@ def test_two_instances_in_one_process_never_share_a_count() -> None:
     assert not any(name == "tollway_requests_total" for name, _ in found)
     assert found[("tollway_reservations_held", ())] == 0
     assert samples(one)[("tollway_reservations_held", ())] == 1
+
+
+_BOUNDS = (0.005, 0.01, 0.25, 1, 60)
+
+
+def _histogram_samples(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in registry.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    ]
+
+
+@settings(max_examples=200, print_blob=True)
+@given(
+    amounts=st.lists(
+        st.one_of(st.sampled_from(_BOUNDS), st.floats(0, 100, allow_nan=False), st.just(1e9)), max_size=30
+    )
+)
+def test_observing_directly_counts_what_histogram_observe_counts(amounts: list[float]) -> None:
+    direct, public = CollectorRegistry(), CollectorRegistry()
+    fast = _observing(Histogram("h", "h", ("l",), buckets=_BOUNDS, registry=direct).labels("a"))
+    slow = Histogram("h", "h", ("l",), buckets=_BOUNDS, registry=public).labels("a")
+    for amount in amounts:
+        fast(amount)
+        slow.observe(amount)
+    assert _histogram_samples(direct) == _histogram_samples(public)
+
+
+def test_counting_directly_adds_to_the_child_and_falls_back_to_the_public_method() -> None:
+    registry = CollectorRegistry()
+    child = Counter("c", "c", ("l",), registry=registry).labels("a")
+    _counting(child)(3)
+    _counting(child)(1)
+    assert registry.get_sample_value("c_total", {"l": "a"}) == 4
+
+    class Plain:
+        def __init__(self) -> None:
+            self.added: list[float] = []
+
+        def inc(self, amount: float = 1) -> None:
+            self.added.append(amount)
+
+    plain = Plain()
+    _counting(plain)(2)  # type: ignore[arg-type]
+    assert plain.added == [2]

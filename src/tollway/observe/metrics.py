@@ -10,15 +10,18 @@ Two modes, chosen by prometheus-client when it is first imported:
   sum live workers only (`livesum`); a dead worker's counters keep counting.
 
 The hot path never calls `.labels()`: labelled children are cached in dicts on
-first use.  Money is counted in whole nano-dollars (the ledger is the source of
-truth; a counter is a float, exact up to 2**53 nano-dollars, about $9 million).
+first use, and it calls their values directly (`_counting`, `_observing`).  Money
+is counted in whole nano-dollars (the ledger is the source of truth; a counter is
+a float, exact up to 2**53 nano-dollars, about $9 million).
 """
 
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -41,6 +44,35 @@ TOKEN_CLASSES = ("prompt", "cached", "cache_write", "completion", "reasoning")
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _FIRST_BYTE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+def _counting(child: Counter | Gauge) -> Callable[[float], None]:
+    """What adds to a labelled child (or an unlabelled metric): its value's own `inc`.
+
+    `Counter.inc` and `Gauge.inc` check that the metric has its labels and the amount is not
+    negative, then call it; here both hold by construction (children are made by `.labels()`,
+    counts and costs are never negative), and the three Python calls the checks cost add up on
+    the request path.  Falls back to the public method if a prometheus-client lacks the value."""
+    value: Any = getattr(child, "_value", None)
+    return value.inc if value is not None else child.inc
+
+
+def _observing(child: Histogram) -> Callable[[float], None]:
+    """What `Histogram.observe` does for a labelled child (no exemplars): the sum, then the first
+    bucket whose bound holds the amount (found by bisection; the last bound is +Inf)."""
+    bounds: Any = getattr(child, "_upper_bounds", None)
+    buckets: Any = getattr(child, "_buckets", None)
+    total: Any = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        return child.observe
+    add = total.inc
+    counts = tuple(bucket.inc for bucket in buckets)
+
+    def observe(amount: float) -> None:
+        add(amount)
+        counts[bisect_left(bounds, amount)](1)
+
+    return observe
 
 
 def multiprocess_mode() -> bool:
@@ -126,16 +158,17 @@ class Metrics:
             buckets=_COMMIT_BUCKETS,
             registry=own,
         )
-        self._request_children: dict[tuple[str, str, int], Callable[[], None]] = {}
+        self._request_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._duration_children: dict[str, Callable[[float], None]] = {}
         self._first_byte_children: dict[str, Callable[[float], None]] = {}
         self._token_children: dict[str, tuple[Callable[[float], None], ...]] = {}
         self._cost_children: dict[str, Callable[[float], None]] = {}
         self._stream_children: dict[str, Gauge] = {}
-        self._error_children: dict[tuple[str, str], Callable[[], None]] = {}
+        self._error_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._commit_children: dict[str, Callable[[float], None]] = {}
-        self.hold_opened: Callable[[], None] = self._holds.inc
-        self.hold_closed: Callable[[], None] = self._holds.dec
+        held = _counting(self._holds)
+        self.hold_opened: Callable[[], None] = partial(held, 1)
+        self.hold_closed: Callable[[], None] = partial(held, -1)
 
     def render(self) -> bytes:
         """The text exposition (in multiprocess mode it reads files: call it off the event loop)."""
@@ -145,17 +178,19 @@ class Metrics:
         key = (surface, model, status)
         count = self._request_children.get(key)
         if count is None:
-            count = self._request_children[key] = self._requests.labels(surface, model, str(status)).inc
-        count()
+            count = self._request_children[key] = _counting(
+                self._requests.labels(surface, model, str(status))
+            )
+        count(1)
         observe = self._duration_children.get(surface)
         if observe is None:
-            observe = self._duration_children[surface] = self._duration.labels(surface).observe
+            observe = self._duration_children[surface] = _observing(self._duration.labels(surface))
         observe(seconds)
 
     def first_byte(self, surface: str, seconds: float) -> None:
         observe = self._first_byte_children.get(surface)
         if observe is None:
-            observe = self._first_byte_children[surface] = self._first_byte.labels(surface).observe
+            observe = self._first_byte_children[surface] = _observing(self._first_byte.labels(surface))
         observe(seconds)
 
     def usage(self, model: str, usage: Usage, cost_nano: int) -> None:
@@ -163,9 +198,9 @@ class Metrics:
         tokens = self._token_children.get(model)
         if tokens is None:
             tokens = self._token_children[model] = tuple(
-                self._tokens.labels(model, kind).inc for kind in TOKEN_CLASSES
+                _counting(self._tokens.labels(model, kind)) for kind in TOKEN_CLASSES
             )
-            self._cost_children[model] = self._cost.labels(model).inc
+            self._cost_children[model] = _counting(self._cost.labels(model))
         prompt, cached, cache_write, completion, reasoning = tokens
         # Zeros are skipped: in multiprocess mode every increment is a write to a file.
         if usage.prompt:
@@ -191,11 +226,11 @@ class Metrics:
         key = (upstream, kind)
         count = self._error_children.get(key)
         if count is None:
-            count = self._error_children[key] = self._upstream_errors.labels(upstream, kind).inc
-        count()
+            count = self._error_children[key] = _counting(self._upstream_errors.labels(upstream, kind))
+        count(1)
 
     def ledger_commit(self, operation: str, seconds: float) -> None:
         observe = self._commit_children.get(operation)
         if observe is None:
-            observe = self._commit_children[operation] = self._commit.labels(operation).observe
+            observe = self._commit_children[operation] = _observing(self._commit.labels(operation))
         observe(seconds)
