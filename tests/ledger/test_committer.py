@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,8 +20,10 @@ from tollway.billing.credits import credit
 from tollway.db import create_engine, upgrade
 from tollway.errors import InsufficientCredit
 from tollway.ledger import Balance, Draft, Entry, Ledger, LedgerWriter
+from tollway.ledger import committer as committer_module
 from tollway.ledger.committer import GroupCommitter
 from tollway.ledger.driver import Sql
+from tollway.ledger.record import UsageRecord
 from tollway.ledger.sql import Statement, statement
 from tollway.ledger.verify import verify_ledger
 
@@ -193,6 +196,125 @@ async def test_a_job_failing_after_it_wrote_is_undone_alone(
     assert sqlite_ledger.commits == before + 2  # the blocker's, and the batch's one
     assert await sqlite_ledger.balance(ws) == Balance(104, 0)
     assert (await verify_ledger(sqlite_engine)).ok
+
+
+def _usage(ws: str, key: str, n: int, model: str = "m") -> UsageRecord:
+    return UsageRecord(
+        id=f"req_{n}",
+        workspace_id=ws,
+        key_id=key,
+        model=model,
+        upstream="u",
+        price_id="p",
+        stream=False,
+        end_state="completed",
+        prompt_tokens=10 * n,
+        completion_tokens=n,
+        cached_tokens=n // 2,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        prompt_source="upstream",
+        completion_source="upstream",
+        estimated=False,
+        rates="",
+        cost_nano=1_000 * n,
+        started_at=1_700_000_000_000_000,
+        finished_at=1_700_000_000_000_000 + n,
+    )
+
+
+def _traced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements the ledger thread's connection runs, from its next connection on."""
+    seen: list[str] = []
+    configure = committer_module.configure_sqlite
+
+    def traced(connection: sqlite3.Connection) -> None:
+        configure(connection)
+        connection.set_trace_callback(seen.append)
+
+    monkeypatch.setattr(committer_module, "configure_sqlite", traced)
+    return seen
+
+
+async def _rollup(engine: AsyncEngine) -> list[tuple[object, ...]]:
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT model, calls, prompt_tokens, completion_tokens, cached_tokens, cost_nano"
+            " FROM usage_daily ORDER BY model"
+        )
+        return [tuple(row) for row in rows]
+
+
+async def _rollup_mismatches(engine: AsyncEngine) -> list[str]:
+    """What `tollway ledger verify` finds wrong with the rollup against the records (these records
+    have no debits: the checks of the entries are not this test's)."""
+    return [m for m in (await verify_ledger(engine)).mismatches if m.startswith("usage rollup")]
+
+
+async def test_a_batchs_usage_records_upsert_each_rollup_row_once(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six records on two rollup rows in one batch: six INSERTs, two upserts of the summed shares."""
+    seen = _traced(monkeypatch)
+    ledger = Ledger(sqlite_engine)
+    accounts = AccountStore(sqlite_engine)
+    ws = (await accounts.create_workspace("rollup")).id
+    key = (await accounts.create_key(ws, "k", None, "total")).key.id
+    gate, blocked = await _hold_thread(ledger)
+    plan = [(1, "a"), (2, "b"), (3, "a"), (4, "a"), (5, "b"), (6, "a")]
+    jobs = [
+        asyncio.ensure_future(ledger.transact(ws, lambda w, n=n, m=m: w.record_usage(_usage(ws, key, n, m))))
+        for n, m in plan
+    ]
+    await asyncio.sleep(0.02)
+    seen.clear()
+    gate.set()
+    await asyncio.gather(*jobs)
+    await blocked
+    # (The trace reports a statement again for each trigger program it runs: count distinct texts.)
+    assert len({s for s in seen if s.startswith("INSERT INTO usage_records")}) == 6
+    assert sum(s.startswith("INSERT INTO usage_daily") for s in seen) == 2
+    # a: 1+3+4+6 = 14, b: 2+5 = 7; cached n // 2 per record
+    assert await _rollup(sqlite_engine) == [
+        ("a", 4, 140, 14, 0 + 1 + 2 + 3, 14_000),
+        ("b", 2, 70, 7, 1 + 2, 7_000),
+    ]
+    assert await _rollup_mismatches(sqlite_engine) == []
+    # A later batch adds to the rows already written.
+    await ledger.transact(ws, lambda w: w.record_usage(_usage(ws, key, 7, "b")))
+    assert await _rollup(sqlite_engine) == [("a", 4, 140, 14, 6, 14_000), ("b", 3, 140, 14, 6, 14_000)]
+    assert await _rollup_mismatches(sqlite_engine) == []
+    ledger.close()
+
+
+async def test_a_failed_jobs_rollup_shares_are_undone_with_its_record(sqlite_engine: AsyncEngine) -> None:
+    """A job that records usage and then fails: its record and its share of the rollup go; the
+    others' stay (the batch's second run, with a savepoint per job, writes each job's share)."""
+    ledger = Ledger(sqlite_engine)
+    accounts = AccountStore(sqlite_engine)
+    ws = (await accounts.create_workspace("rollup-undo")).id
+    key = (await accounts.create_key(ws, "k", None, "total")).key.id
+    gate, blocked = await _hold_thread(ledger)
+
+    async def record(writer: LedgerWriter, n: int) -> None:
+        await writer.record_usage(_usage(ws, key, n))
+        if n == 2:
+            raise RuntimeError("after writing")
+
+    jobs = [asyncio.ensure_future(ledger.transact(ws, lambda w, n=n: record(w, n))) for n in (1, 2, 3)]
+    await asyncio.sleep(0.02)
+    gate.set()
+    outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+    await blocked
+    assert outcomes[0] is None and isinstance(outcomes[1], RuntimeError) and outcomes[2] is None
+    assert await _rollup(sqlite_engine) == [("m", 2, 40, 4, 0 + 1, 4_000)]
+    assert await _rollup_mismatches(sqlite_engine) == []
+    # Alone in its batch, the failing job leaves nothing behind either.
+    with pytest.raises(RuntimeError):
+        await ledger.transact(ws, lambda w: record(w, 2))
+    assert await _rollup(sqlite_engine) == [("m", 2, 40, 4, 1, 4_000)]
+    assert await _rollup_mismatches(sqlite_engine) == []
+    ledger.close()
 
 
 async def test_reservations_alone_commit_without_waiting_for_the_disk(

@@ -32,7 +32,9 @@ The WAL is synced after the lock is released: the sync makes this process's
 commit durable whatever the other appends meanwhile.
 
 The jobs of one transaction share the ledger's writer for each workspace (`SqliteSql.shared`),
-so a batch reads a workspace's heads once, as a PostgreSQL batch does.  A job body is the same
+so a batch reads a workspace's heads once, as a PostgreSQL batch does, and their usage records'
+shares of the daily rollup are summed per rollup row and upserted once per row before the COMMIT
+(`SqliteSql.flush_rollup`; with savepoints, before each job's RELEASE).  A job body is the same
 coroutine the asynchronous path runs; on this thread its statements complete
 without suspending, so `drive` runs it to its end.
 """
@@ -226,19 +228,26 @@ class GroupCommitter:
                 connection.execute("SAVEPOINT job")
             changes = connection.total_changes
             try:
-                outcomes.append((True, drive(job.work(sql))))
+                value = drive(job.work(sql))
+                if savepoints:
+                    sql.flush_rollup()  # the job's share, under its own savepoint
+                outcomes.append((True, value))
             except Exception as error:
                 if not connection.in_transaction:
                     raise  # SQLite rolled the whole transaction back: the batch failed
                 if savepoints:
                     connection.execute("ROLLBACK TO job")
                     sql.shared.clear()  # what the jobs shared may have moved on with the undone writes
+                    sql.pending_rollup.clear()  # ... and the failed job's rollup shares
                 elif connection.total_changes != changes and len(batch) > 1:
                     connection.execute("ROLLBACK")
                     return None
                 outcomes.append((False, error))
             if savepoints:
                 connection.execute("RELEASE job")
+        # Every share of the rollup comes with a usage record's INSERT, a write: a job that added
+        # one and then failed sent the batch round again with savepoints (or, alone, is rolled back).
+        sql.flush_rollup()
         return outcomes
 
     def _commit(

@@ -22,7 +22,8 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tollway.ledger.sql import Statement
+from tollway.ledger.rollup import KEY as ROLLUP_KEY
+from tollway.ledger.sql import ROLLUP_UPSERT, Statement
 
 __all__ = ["AsyncpgSql", "DriverSql", "Row", "Sql", "SqliteSql", "pg_translate", "translate"]
 
@@ -40,6 +41,13 @@ class Sql(Protocol):
     async def all(self, statement: Statement, *args: Any) -> list[Row]: ...
 
     async def run(self, statement: Statement, *args: Any) -> None: ...
+
+    async def rollup(self, row: tuple[Any, ...]) -> None:
+        """Add a usage record's share (`rollup.rollup_row`) to the daily rollup, in this transaction."""
+        ...
+
+
+_KEYED = len(ROLLUP_KEY)
 
 
 def translate(sql: str, args: Sequence[Any], error: sqlite3.Error) -> sa_exc.DBAPIError:
@@ -69,6 +77,10 @@ class SqliteSql:
         # What the jobs of one transaction share (the ledger keeps its writers here, so a batch's
         # jobs for one workspace read its heads once); cleared when a job's writes are undone.
         self.shared: dict[str, Any] = {}
+        # The rollup's shares of the transaction's usage records, summed per rollup row: written
+        # once per row (`flush_rollup`) before the commit, not once per record.  Nothing in a
+        # ledger transaction reads the rollup; only reports do, after the commit.
+        self.pending_rollup: dict[tuple[Any, ...], list[int]] = {}
 
     def _cursor(self, statement: Statement, args: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
@@ -85,6 +97,21 @@ class SqliteSql:
 
     async def run(self, statement: Statement, *args: Any) -> None:
         self._cursor(statement, args)
+
+    async def rollup(self, row: tuple[Any, ...]) -> None:
+        key = row[:_KEYED]
+        sums = self.pending_rollup.get(key)
+        if sums is None:
+            self.pending_rollup[key] = list(row[_KEYED:])
+        else:
+            for i, figure in enumerate(row[_KEYED:]):
+                sums[i] += figure
+
+    def flush_rollup(self) -> None:
+        """Upsert the pending rollup rows (the committer calls it before COMMIT or RELEASE)."""
+        for key, sums in self.pending_rollup.items():
+            self._cursor(ROLLUP_UPSERT, (*key, *sums))
+        self.pending_rollup.clear()
 
 
 class DriverSql:
@@ -106,6 +133,9 @@ class DriverSql:
 
     async def run(self, statement: Statement, *args: Any) -> None:
         await self._connection.exec_driver_sql(statement.text(self._dialect), args)
+
+    async def rollup(self, row: tuple[Any, ...]) -> None:
+        await self.run(ROLLUP_UPSERT, *row)
 
 
 class AsyncpgSql:
@@ -141,3 +171,6 @@ class AsyncpgSql:
             await self._connection.execute(statement.postgresql, *args)
         except asyncpg.PostgresError as error:
             raise pg_translate(statement.postgresql, args, error) from error
+
+    async def rollup(self, row: tuple[Any, ...]) -> None:
+        await self.run(ROLLUP_UPSERT, *row)

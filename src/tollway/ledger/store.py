@@ -46,7 +46,6 @@ from tollway.ledger.sql import (
     LOCK_HEADS,
     LOCK_WORKSPACE,
     RESERVATION_ENTRIES,
-    ROLLUP_UPSERT,
     SETTLE_PG,
 )
 
@@ -172,7 +171,7 @@ class LedgerWriter:
     async def record_usage(self, record: UsageRecord) -> None:
         """The usage record, and its share of the daily rollup, in the caller's transaction."""
         await self._sql.run(INSERT_USAGE, *astuple(record))
-        await self._sql.run(ROLLUP_UPSERT, *rollup_row(record))
+        await self._sql.rollup(rollup_row(record))
 
 
 def _when_landed(abandoned: Callable[[T], None]) -> Callable[[asyncio.Future[T]], None]:
