@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from msgspec.structs import replace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.accounts import AccountStore
@@ -53,9 +55,10 @@ def fixture_accounts(engine: AsyncEngine) -> AccountStore:
     return AccountStore(engine)
 
 
-def usage_record(rid: str, workspace_id: str, key_id: str, cost: int) -> UsageRecord:
+def usage_record(rid: str, workspace_id: str, key_id: str, cost: int, **figures: Any) -> UsageRecord:
+    """A usage record of `cost` nano-USD; `figures` override any other field."""
     now = now_us()
-    return UsageRecord(
+    record = UsageRecord(
         id=rid,
         workspace_id=workspace_id,
         key_id=key_id,
@@ -77,6 +80,7 @@ def usage_record(rid: str, workspace_id: str, key_id: str, cost: int) -> UsageRe
         started_at=now,
         finished_at=now,
     )
+    return replace(record, **figures) if figures else record
 
 
 async def reserve(

@@ -27,7 +27,7 @@ from tollway.ledger.record import UsageRecord
 from tollway.ledger.sql import Statement, statement
 from tollway.ledger.verify import verify_ledger
 
-from .conftest import sqlite_url
+from .conftest import sqlite_url, usage_record
 
 
 @pytest.fixture(name="sqlite_engine")
@@ -199,25 +199,15 @@ async def test_a_job_failing_after_it_wrote_is_undone_alone(
 
 
 def _usage(ws: str, key: str, n: int, model: str = "m") -> UsageRecord:
-    return UsageRecord(
-        id=f"req_{n}",
-        workspace_id=ws,
-        key_id=key,
+    return usage_record(
+        f"req_{n}",
+        ws,
+        key,
+        1_000 * n,
         model=model,
-        upstream="u",
-        price_id="p",
-        stream=False,
-        end_state="completed",
         prompt_tokens=10 * n,
         completion_tokens=n,
         cached_tokens=n // 2,
-        cache_write_tokens=0,
-        reasoning_tokens=0,
-        prompt_source="upstream",
-        completion_source="upstream",
-        estimated=False,
-        rates="",
-        cost_nano=1_000 * n,
         started_at=1_700_000_000_000_000,
         finished_at=1_700_000_000_000_000 + n,
     )
