@@ -351,6 +351,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
     parser.add_argument("--out", default="bench-results")
     parser.add_argument(
+        "--cpu-rounds",
+        type=int,
+        help="rounds of the CPU rows, each server in turn, medians reported (default: rounds // 2, "
+        "at least 1; one batch per row wanders by tens of per cent on a busy 2-core machine)",
+    )
+    parser.add_argument(
         "--postgres",
         help="admin URL of a PostgreSQL server for the ledger-growth rows and one workspace's throughput",
     )
@@ -510,7 +516,8 @@ def main() -> None:
 
         # Interleaved like the rest: each round measures every server in turn.
         cpu_rounds: dict[str, list[dict[str, float]]] = {name: [] for name in proxies}
-        for _ in range(max(1, args.rounds // 2) if len(proxies) > 1 else 1):
+        cpu_rounds_n = args.cpu_rounds or max(1, args.rounds // 2)
+        for _ in range(cpu_rounds_n if len(proxies) > 1 or args.cpu_rounds else 1):
             for name in proxies:
                 cpu_rounds[name].append(asyncio.run(cpu_figures(name)))
         cpu_medians = {
