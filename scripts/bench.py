@@ -516,8 +516,8 @@ def main() -> None:
 
         # Interleaved like the rest: each round measures every server in turn.
         cpu_rounds: dict[str, list[dict[str, float]]] = {name: [] for name in proxies}
-        cpu_rounds_n = args.cpu_rounds or max(1, args.rounds // 2)
-        for _ in range(cpu_rounds_n if len(proxies) > 1 or args.cpu_rounds else 1):
+        n_cpu_rounds = args.cpu_rounds or (max(1, args.rounds // 2) if len(proxies) > 1 else 1)
+        for _ in range(n_cpu_rounds):
             for name in proxies:
                 cpu_rounds[name].append(asyncio.run(cpu_figures(name)))
         cpu_medians = {

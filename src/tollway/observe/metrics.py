@@ -59,7 +59,7 @@ def _counting(child: Counter | Gauge) -> Callable[[float], None]:
 
 def _observing(child: Histogram) -> Callable[[float], None]:
     """What `Histogram.observe` does for a labelled child (no exemplars): the sum, then the first
-    bucket whose bound holds the amount (found by bisection; the last bound is +Inf)."""
+    bucket whose bound holds the value (found by bisection; the last bound is +Inf)."""
     bounds: Any = getattr(child, "_upper_bounds", None)
     buckets: Any = getattr(child, "_buckets", None)
     total: Any = getattr(child, "_sum", None)
@@ -68,9 +68,9 @@ def _observing(child: Histogram) -> Callable[[float], None]:
     add = total.inc
     counts = tuple(bucket.inc for bucket in buckets)
 
-    def observe(amount: float) -> None:
-        add(amount)
-        counts[bisect_left(bounds, amount)](1)
+    def observe(seconds: float) -> None:  # every histogram here times something; money is counted
+        add(seconds)
+        counts[bisect_left(bounds, seconds)](1)
 
     return observe
 
