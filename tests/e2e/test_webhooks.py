@@ -299,6 +299,10 @@ def test_two_workers_deliver_each_event_once(mock: Mock, tmp_path: Path) -> None
     webhook_config(mock, tmp_path, receiver)
     server, process = launch(mock, tmp_path, extra=("--workers", "2"))
     try:
+        # Ready means one worker answers; on a loaded machine the other may still be starting.  Both
+        # deliver from the first event on only once both have registered.
+        instances = "select count(*) from instances"
+        eventually(lambda: server.db.rows(instances) == [(2,)], "both workers registered")
         workspace = server.admin("POST", "/admin/workspaces", json={"name": "workers"}).json()
         for i in range(12):
             credit = {"amount_usd": f"{i + 1}.00"}
@@ -314,7 +318,7 @@ def test_two_workers_deliver_each_event_once(mock: Mock, tmp_path: Path) -> None
             return events if done else None
 
         events = eventually(all_delivered, "13 deliveries")
-        assert server.db.rows("select count(*) from instances") == [(2,)]  # two deliverers polled
+        assert server.db.rows(instances) == [(2,)]  # two deliverers polled, neither replaced
         for event in events:
             (got,) = receiver.of(event["id"])  # exactly once: the leases kept the workers apart
             assert got.signed and got.answered == 200
