@@ -199,6 +199,25 @@ async def test_key_spent_before(ledger: Ledger, accounts: AccountStore) -> None:
     assert await _key_spent_before(ledger, ws, k2, 2**62) == 0  # a key with no entries
 
 
+async def test_key_spent_before_is_the_latest_debits_figure_whatever_follows_it(
+    ledger: Ledger, accounts: AccountStore
+) -> None:
+    """Reservations and releases carry the spend of the debit before them, so reading debits alone
+    (migration 0011's partial index) gives the figure any latest entry would."""
+    ws, k1, _ = await _workspace(accounts)
+    await credit(ledger, ws, 1000, None, None)
+    await reserve(ledger, ws, k1, "r1", 100)
+    e_deb1 = await settle(ledger, ws, k1, "r1", 100, 40)
+    e_res2 = await reserve(ledger, ws, k1, "r2", 100)
+    e_rel2 = await release(ledger, ws, k1, "r2", 100)
+    e_res3 = await reserve(ledger, ws, k1, "r3", 100)
+    assert (e_res2.key_spent_nano, e_rel2.key_spent_nano, e_res3.key_spent_nano) == (40, 40, 40)
+
+    for moment in (e_deb1.created_at + 1, e_res2.created_at + 1, e_rel2.created_at + 1, 2**62):
+        assert await _key_spent_before(ledger, ws, k1, moment) == 40
+    assert await _key_spent_before(ledger, ws, k1, e_deb1.created_at) == 0
+
+
 # -- hash links --------------------------------------------------------------------------------
 
 

@@ -80,8 +80,10 @@ HEADS = _sql(
 )
 # PostgreSQL only: LOCK_WORKSPACE, then HEADS, in one round trip (migration 0010's function).
 LOCK_HEADS = _sql("SELECT * FROM tollway_lock_heads($1, $2)")
+# Only a debit moves a key's spend, so its latest debit before the moment carries the figure
+# (migration 0011: `ix_ledger_key_time` holds debits only, which `kind = 'debit'` lets the engines use).
 KEY_SPENT_BEFORE = _sql(
-    "SELECT key_spent_nano FROM ledger_entries WHERE key_id = $1 AND created_at < $2"
+    "SELECT key_spent_nano FROM ledger_entries WHERE key_id = $1 AND kind = 'debit' AND created_at < $2"
     " ORDER BY created_at DESC, id DESC LIMIT 1"
 )
 INSERT_ENTRY = _sql(

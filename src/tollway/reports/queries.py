@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from msgspec import Struct
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tollway.db.schema import ledger_entries, usage_daily, usage_records
@@ -157,6 +157,9 @@ async def daily_by_model(
     return cells
 
 
+_DEBIT: ColumnElement[str] = literal_column("'debit'")
+
+
 async def key_spend(conn: AsyncConnection, key_id: str, since_us: int | None) -> int:
     """A key's settled spend (nano-USD) since `since_us` (None: all time), as its spend limit counts it."""
     entries = ledger_entries.c
@@ -168,7 +171,9 @@ async def key_spend(conn: AsyncConnection, key_id: str, since_us: int | None) ->
         return spent
     before = (
         select(entries.key_spent_nano)
-        .where(entries.key_id == key_id, entries.created_at < since_us)
+        # Only debits move the figure; `kind = 'debit'` as a literal, which the partial index of
+        # migration 0011 needs (a bound parameter would not use it).
+        .where(entries.key_id == key_id, entries.kind == _DEBIT, entries.created_at < since_us)
         .order_by(entries.created_at.desc(), entries.id.desc())
         .limit(1)
     )
