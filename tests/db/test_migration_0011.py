@@ -16,7 +16,7 @@ from tests.ledger.conftest import release, reserve, settle
 from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
 from tollway.db import create_engine, upgrade
-from tollway.ledger import Ledger, LedgerWriter
+from tollway.ledger import Entry, Ledger, LedgerWriter
 from tollway.ledger.sql import KEY_SPENT_BEFORE
 from tollway.reports.queries import key_spend
 
@@ -35,18 +35,24 @@ async def _spent_before(ledger: Ledger, ws: str, key_id: str, moment: int) -> in
         return await writer.key_spent_before(key_id, moment)
 
 
+async def _key_with_a_debit(engine: AsyncEngine) -> tuple[Ledger, str, str, Entry]:
+    """A funded workspace, a key, and one settled request of 30 nano-USD (held 100): the ledger, the
+    workspace, the key and the debit."""
+    accounts, ledger = AccountStore(engine), Ledger(engine)
+    ws = (await accounts.create_workspace("acme")).id
+    key = (await accounts.create_key(ws, "k", None, "total")).key.id
+    await credit(ledger, ws, 1000, None, None)
+    await reserve(ledger, ws, key, "r1", 100)
+    return ledger, ws, key, await settle(ledger, ws, key, "r1", 100, 30)
+
+
 async def test_0011_makes_the_key_time_index_debits_only_and_the_spend_reads_the_same(
     database_url: str,
 ) -> None:
     engine: AsyncEngine = create_engine(database_url)
     try:
         await upgrade(engine, "0010")
-        accounts, ledger = AccountStore(engine), Ledger(engine)
-        ws = (await accounts.create_workspace("old")).id
-        key = (await accounts.create_key(ws, "k", None, "total")).key.id
-        await credit(ledger, ws, 1000, None, None)
-        await reserve(ledger, ws, key, "r1", 100)
-        debit = await settle(ledger, ws, key, "r1", 100, 30)
+        ledger, ws, key, debit = await _key_with_a_debit(engine)
         await reserve(ledger, ws, key, "r2", 100)
         later = await release(ledger, ws, key, "r2", 100)
         moments = (debit.created_at, debit.created_at + 1, later.created_at + 1)
@@ -86,12 +92,7 @@ async def test_the_key_spend_readers_use_the_partial_index_on_sqlite(database_ur
 
     try:
         await upgrade(engine)
-        accounts, ledger = AccountStore(engine), Ledger(engine)
-        ws = (await accounts.create_workspace("acme")).id
-        key = (await accounts.create_key(ws, "k", None, "total")).key.id
-        await credit(ledger, ws, 1000, None, None)
-        await reserve(ledger, ws, key, "r1", 100)
-        debit = await settle(ledger, ws, key, "r1", 100, 30)
+        ledger, _, key, debit = await _key_with_a_debit(engine)
         ledger.close()
         event.listen(engine.sync_engine, "before_cursor_execute", seen)
         async with engine.connect() as conn:  # the reports' reader
