@@ -81,8 +81,8 @@ async def test_0011_makes_the_key_time_index_debits_only_and_the_spend_reads_the
 
 @pytest.mark.skipif(is_postgres(), reason="SQLite's query plans")
 async def test_the_key_spend_readers_use_the_partial_index_on_sqlite(database_url: str) -> None:
-    """SQLite uses a partial index only for a query whose WHERE implies the index's: both readers say
-    `kind = 'debit'` as a literal (a bound parameter would not do)."""
+    """SQLite uses a partial index only for a query whose WHERE implies the index's: the statement both
+    readers run says `kind = 'debit'` as a literal (a bound parameter would not do)."""
     engine = create_engine(database_url)
     statements: list[tuple[str, tuple[object, ...]]] = []
 

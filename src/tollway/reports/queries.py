@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from msgspec import Struct
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tollway.db.schema import ledger_entries, usage_daily, usage_records
+from tollway.db.schema import usage_daily, usage_records
+from tollway.ledger.driver import DriverSql
 from tollway.ledger.record import UsageRecord
 from tollway.ledger.rollup import SUMMED
+from tollway.ledger.sql import KEY_HEAD, KEY_SPENT_BEFORE
 from tollway.reports.params import US_PER_DAY, Filters, Period
 
 __all__ = ["Totals", "daily", "daily_by_model", "find_record", "key_spend", "log_page", "summarize"]
@@ -157,24 +159,13 @@ async def daily_by_model(
     return cells
 
 
-_DEBIT: ColumnElement[str] = literal_column("'debit'")
-
-
 async def key_spend(conn: AsyncConnection, key_id: str, since_us: int | None) -> int:
-    """A key's settled spend (nano-USD) since `since_us` (None: all time), as its spend limit counts it."""
-    entries = ledger_entries.c
-    latest = (
-        select(entries.key_spent_nano).where(entries.key_id == key_id).order_by(entries.id.desc()).limit(1)
-    )
-    spent = int((await conn.execute(latest)).scalar_one_or_none() or 0)
+    """A key's settled spend (nano-USD) since `since_us` (None: all time), as its spend limit counts it:
+    the ledger's own statements for the key's head and its spend at a moment, as a reservation reads them."""
+    sql = DriverSql(conn)
+    head = await sql.one(KEY_HEAD, key_id)
+    spent = 0 if head is None else int(head[0] or 0)
     if since_us is None or spent == 0:
         return spent
-    before = (
-        select(entries.key_spent_nano)
-        # Only debits move the figure; `kind = 'debit'` as a literal, which the partial index of
-        # migration 0011 needs (a bound parameter would not use it).
-        .where(entries.key_id == key_id, entries.kind == _DEBIT, entries.created_at < since_us)
-        .order_by(entries.created_at.desc(), entries.id.desc())
-        .limit(1)
-    )
-    return spent - int((await conn.execute(before)).scalar_one_or_none() or 0)
+    before = await sql.one(KEY_SPENT_BEFORE, key_id, since_us)
+    return spent - (0 if before is None else int(before[0]))

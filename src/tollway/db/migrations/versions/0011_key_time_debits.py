@@ -10,8 +10,9 @@ stood at a moment is the `key_spent_nano` of the key's latest debit before it
 and the index that answers it (`key_id, created_at`) needs no reservation or
 release in it.  Every billed request's reserve entry then writes one index
 fewer (six, not seven), and on SQLite a commit of reservations dirties one
-page fewer.  The readers (`KEY_SPENT_BEFORE`, the usage reports' key spend)
-say `kind = 'debit'`, which is what lets either engine use a partial index.
+page fewer.  Its one reader, `KEY_SPENT_BEFORE` (a reservation's, and the usage
+reports' key spend), says `kind = 'debit'` as a literal, which is what lets
+either engine use a partial index.
 """
 
 import sqlalchemy as sa
