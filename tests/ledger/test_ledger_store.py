@@ -145,6 +145,32 @@ async def test_entries_newest_first_with_paging(ledger: Ledger, accounts: Accoun
     assert all(e.workspace_id == ws for e in await ledger.entries(ws, limit=100))
 
 
+async def test_an_appended_entry_carries_its_rows_id(ledger: Ledger, accounts: AccountStore) -> None:
+    """`append` answers the id the database gave the row: through `transact` (SQLite: the ledger
+    thread's rowid, no RETURNING; PostgreSQL: RETURNING) and through `write` (SQLAlchemy's driver)."""
+    ws, k1, _ = await _workspace(accounts)
+    other, _, _ = await _workspace(accounts, "other")
+
+    async def appended(workspace_id: str, amount: int) -> Entry:
+        async def work(writer: LedgerWriter) -> Entry:
+            return await writer.append(Draft(workspace_id=workspace_id, kind="credit", amount_nano=amount))
+
+        return await ledger.transact(workspace_id, work)
+
+    answered = [
+        await appended(ws, 5),
+        await appended(other, 6),
+        await reserve(ledger, ws, k1, "req_ids", 2),
+        await appended(ws, 7),
+        await settle(ledger, ws, k1, "req_ids", 2, 1),
+    ]
+    stored = {(e.workspace_id, e.ws_seq): e for e in await ledger.entries(ws, limit=10)}
+    stored |= {(e.workspace_id, e.ws_seq): e for e in await ledger.entries(other, limit=10)}
+    assert [stored[e.workspace_id, e.ws_seq] for e in answered] == answered
+    ids = [e.id for e in answered]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+
+
 # -- key totals --------------------------------------------------------------------------------
 
 
@@ -442,7 +468,11 @@ async def test_reap_releases_only_dead_processes(
     await reserve(ledger, ws, k1, "by_live", 30, owner=live.instance_id)
     await reserve(ledger, ws, k1, "by_reaper", 15, owner=reaper.instance_id)
     await reserve(ledger, ws, k2, "by_nobody", 1)
-    assert await reaper.reap() == 0  # everyone is fresh
+    # Everyone is fresh: beaten just now (the reservations above may take longer than `dead_after`
+    # on a busy machine, the first statements of a process compiling their SQL).
+    for instance in (reaper, live, dead):
+        await instance.beat()
+    assert await reaper.reap() == 0
 
     await asyncio.sleep(0.3)
     await live.beat()

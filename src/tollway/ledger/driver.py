@@ -42,6 +42,10 @@ class Sql(Protocol):
 
     async def run(self, statement: Statement, *args: Any) -> None: ...
 
+    async def insert(self, statement: Statement, *args: Any) -> int:
+        """Insert one row (`statement` answers its id on PostgreSQL, as RETURNING); its id."""
+        ...
+
     async def rollup(self, row: tuple[Any, ...]) -> None:
         """Add a usage record's share (`rollup.rollup_row`) to the daily rollup, in this transaction."""
         ...
@@ -98,6 +102,11 @@ class SqliteSql:
     async def run(self, statement: Statement, *args: Any) -> None:
         self._cursor(statement, args)
 
+    async def insert(self, statement: Statement, *args: Any) -> int:
+        rowid = self._cursor(statement, args).lastrowid
+        assert rowid is not None
+        return rowid
+
     async def rollup(self, row: tuple[Any, ...]) -> None:
         key = row[:_KEYED]
         sums = self.pending_rollup.get(key)
@@ -133,6 +142,16 @@ class DriverSql:
 
     async def run(self, statement: Statement, *args: Any) -> None:
         await self._connection.exec_driver_sql(statement.text(self._dialect), args)
+
+    async def insert(self, statement: Statement, *args: Any) -> int:
+        result = await self._connection.exec_driver_sql(statement.text(self._dialect), args)
+        if self._dialect == "sqlite":
+            rowid = result.lastrowid
+        else:
+            row = result.first()
+            assert row is not None
+            rowid = row[0]
+        return int(rowid)
 
     async def rollup(self, row: tuple[Any, ...]) -> None:
         await self.run(ROLLUP_UPSERT, *row)
@@ -171,6 +190,11 @@ class AsyncpgSql:
             await self._connection.execute(statement.postgresql, *args)
         except asyncpg.PostgresError as error:
             raise pg_translate(statement.postgresql, args, error) from error
+
+    async def insert(self, statement: Statement, *args: Any) -> int:
+        row = await self.one(statement, *args)
+        assert row is not None
+        return int(row[0])
 
     async def rollup(self, row: tuple[Any, ...]) -> None:
         await self.run(ROLLUP_UPSERT, *row)

@@ -86,10 +86,13 @@ KEY_SPENT_BEFORE = _sql(
     "SELECT key_spent_nano FROM ledger_entries WHERE key_id = $1 AND kind = 'debit' AND created_at < $2"
     " ORDER BY created_at DESC, id DESC LIMIT 1"
 )
-INSERT_ENTRY = _sql(
-    f"INSERT INTO ledger_entries ({', '.join(ENTRY_COLUMNS)})"
-    f" VALUES ({_placeholders(len(ENTRY_COLUMNS))}) RETURNING id"
+# Run with `Sql.insert`, which answers the new entry's id.  SQLite's text has no RETURNING: SQLite
+# gathers a RETURNING clause's rows in an ephemeral table (a b-tree created, its pages zeroed, for
+# every insert), and the id is the rowid, which the connection reports after the INSERT anyway.
+_INSERT_ENTRY = (
+    f"INSERT INTO ledger_entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({_placeholders(len(ENTRY_COLUMNS))})"
 )
+INSERT_ENTRY = Statement(postgresql=f"{_INSERT_ENTRY} RETURNING id", sqlite=_INSERT_ENTRY.replace("$", "?"))
 RESERVATION_ENTRIES = _sql(f"SELECT {_ENTRY_SELECT} FROM ledger_entries WHERE reservation_id = $1")
 CREDIT_BY_KEY = _sql(
     f"SELECT {_ENTRY_SELECT} FROM ledger_entries WHERE workspace_id = $1 AND idempotency_key = $2"

@@ -125,9 +125,8 @@ class LedgerWriter:
 
     async def append(self, draft: Draft) -> Entry:
         entry = await self._chain(draft)
-        row = await self._sql.one(INSERT_ENTRY, *astuple(entry)[:-1])  # every column but the id
-        assert row is not None
-        return self._advance(entry, row[0])
+        entry_id = await self._sql.insert(INSERT_ENTRY, *astuple(entry)[:-1])  # every column but the id
+        return self._advance(entry, entry_id)
 
     async def append_with_usage(self, record: UsageRecord, draft: Draft) -> Entry:
         """`record_usage(record)` then `append(draft)`: on PostgreSQL, one statement."""
