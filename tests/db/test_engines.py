@@ -62,7 +62,7 @@ async def test_postgres_refuses_truncate(engine: AsyncEngine, table: str) -> Non
 async def test_an_old_schema_is_refused_until_upgraded(engine: AsyncEngine) -> None:
     await upgrade(engine, "0002")
     with pytest.raises(
-        SchemaOutdated, match=r"schema revision 0002, this tollway needs 0011: run `tollway db"
+        SchemaOutdated, match=r"schema revision 0002, this tollway needs 0012: run `tollway db"
     ):
         await ensure_current(engine)
     await upgrade(engine)
