@@ -140,6 +140,32 @@ async def test_tokens_per_minute_counts_bounds_until_settled_to_actual_tokens(se
     )
 
 
+async def test_settlement_adjusts_the_tokens_of_the_key_and_of_its_workspace(
+    setup: Setup, engine: AsyncEngine
+) -> None:
+    """Both subjects metered: each bucket moves from the bound to the tokens used (SQLite adjusts
+    them one statement each, PostgreSQL in one)."""
+    ws = await setup.workspace(RateLimits(tokens_per_minute=10**6))
+    principal = await setup.key(ws, RateLimits(tokens_per_minute=10**6))
+    other = await setup.key(ws)  # counted in the workspace's bucket only
+    first, second, third = [await setup.reserve(p) for p in (principal, principal, other)]
+    await setup.settle(first, Usage(prompt=7, completion=3))
+    await setup.settle(third, Usage(prompt=2, completion=2))
+
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(rate_buckets))).all()
+    tokens: dict[str, int] = {}
+    for row in rows:
+        tokens[row.subject] = tokens.get(row.subject, 0) + row.tokens
+    assert tokens == {principal.key_id: 10 + setup.tokens, ws: 10 + setup.tokens + 4}
+    await setup.settle(second, Usage(prompt=1, completion=0))
+    async with engine.connect() as conn:
+        total = await conn.scalar(
+            select(func.sum(rate_buckets.c.tokens)).where(rate_buckets.c.subject == principal.key_id)
+        )
+    assert total == 11
+
+
 async def test_a_request_larger_than_the_token_limit_is_told_it_can_never_fit(setup: Setup) -> None:
     ws = await setup.workspace()
     principal = await setup.key(ws, RateLimits(tokens_per_minute=setup.tokens - 1))
