@@ -143,8 +143,7 @@ async def test_tokens_per_minute_counts_bounds_until_settled_to_actual_tokens(se
 async def test_settlement_adjusts_the_tokens_of_the_key_and_of_its_workspace(
     setup: Setup, engine: AsyncEngine
 ) -> None:
-    """Both subjects metered: each bucket moves from the bound to the tokens used (SQLite adjusts
-    them one statement each, PostgreSQL in one)."""
+    """Both subjects metered: each bucket moves from the bound to the tokens used."""
     ws = await setup.workspace(RateLimits(tokens_per_minute=10**6))
     principal = await setup.key(ws, RateLimits(tokens_per_minute=10**6))
     other = await setup.key(ws)  # counted in the workspace's bucket only
