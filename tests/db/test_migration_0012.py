@@ -18,7 +18,7 @@ from tollway.accounts import AccountStore
 from tollway.billing.credits import credit
 from tollway.db import create_engine, upgrade
 from tollway.ledger import Ledger
-from tollway.ledger.sql import INSERT_ENTRY
+from tollway.ledger.sql import INSERT_ENTRY, statement
 from tollway.ledger.verify import verify_ledger
 
 KINDS = ["credit", "reserve", "debit", "reserve", "release", "adjustment"]
@@ -31,15 +31,11 @@ async def _table_sql(conn: AsyncConnection) -> str:
 
 async def _bogus_entry(conn: AsyncConnection, ws: str) -> None:
     """An entry no ledger code would write: of a kind that does not exist (and nothing else wrong)."""
-    await conn.exec_driver_sql(
+    bogus = statement(
         "INSERT INTO ledger_entries (workspace_id, ws_seq, kind, amount_nano, hold_nano, balance_nano,"
         " held_nano, created_at, prev_hash, hash) VALUES ($1, 999, 'refund', 0, 0, 0, 0, 1, 'x', 'y')"
-        if is_postgres()
-        else "INSERT INTO ledger_entries (workspace_id, ws_seq, kind, amount_nano, hold_nano,"
-        " balance_nano, held_nano, created_at, prev_hash, hash) VALUES (?, 999, 'refund', 0, 0, 0, 0, 1,"
-        " 'x', 'y')",
-        (ws,),
     )
+    await conn.exec_driver_sql(bogus.text(conn.dialect.name), (ws,))
 
 
 async def _every_kind(ledger: Ledger, ws: str, key: str, tag: str) -> list[str]:

@@ -92,7 +92,7 @@ KEY_SPENT_BEFORE = _sql(
 _INSERT_ENTRY = (
     f"INSERT INTO ledger_entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({_placeholders(len(ENTRY_COLUMNS))})"
 )
-INSERT_ENTRY = Statement(postgresql=f"{_INSERT_ENTRY} RETURNING id", sqlite=_INSERT_ENTRY.replace("$", "?"))
+INSERT_ENTRY = Statement(postgresql=f"{_INSERT_ENTRY} RETURNING id", sqlite=_sql(_INSERT_ENTRY).sqlite)
 RESERVATION_ENTRIES = _sql(f"SELECT {_ENTRY_SELECT} FROM ledger_entries WHERE reservation_id = $1")
 CREDIT_BY_KEY = _sql(
     f"SELECT {_ENTRY_SELECT} FROM ledger_entries WHERE workspace_id = $1 AND idempotency_key = $2"
