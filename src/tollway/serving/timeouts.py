@@ -47,6 +47,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from tollway.keys import new_id
+from tollway.serving.one_write import hold_heads
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -209,7 +210,10 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         if status is not None:
             self._refusal = status
             raise _Refused  # httptools stops; uvicorn answers with send_400_response, below
+        existing = self.cycle
         super().on_headers_complete()
+        if self.cycle is not existing:  # uvicorn made one (not an upgrade): a whole answer in one write
+            hold_heads(self.cycle)
 
     def on_body(self, body: bytes) -> None:
         self._progress = True
