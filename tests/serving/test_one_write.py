@@ -1,8 +1,9 @@
-"""A response that declares its length leaves in one write (tollway.serving.one_write).
+"""A response's head leaves with the first piece of its body (tollway.serving.one_write).
 
 tollway's protocol is fed raw request bytes over a transport that records every
-write: what the client would receive, and in how many system calls.  Streams'
-heads must not wait for their body; the bytes on the wire are exactly uvicorn's.
+write: what the client would receive, and in how many system calls.  A stream's
+head never waits for a first chunk that is not there yet; the bytes on the wire
+are exactly uvicorn's.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ async def test_a_head_request_gets_its_head_alone() -> None:
     assert transport.writes == [JSON_HEAD % 5]
 
 
-async def test_a_streams_head_is_written_before_its_first_chunk_exists() -> None:
+async def test_a_streams_head_is_written_at_the_end_of_the_turn_when_its_first_chunk_is_not_there() -> None:
     first_chunk = asyncio.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -138,6 +139,47 @@ async def test_a_streams_head_is_written_before_its_first_chunk_exists() -> None
 
     transport = await _serve(app, GET, during=during)
     assert transport.writes[1:] == [b"9\r\ndata: 1\n\n\r\n", b"0\r\n\r\n"]
+
+
+async def test_a_streams_head_goes_with_a_first_chunk_that_is_there_already() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    transport = await _serve(app, GET)
+    assert transport.writes == [
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"9\r\ndata: 1\n\n\r\n",
+        b"9\r\ndata: 2\n\n\r\n",
+        b"0\r\n\r\n",
+    ]
+
+
+async def test_a_stream_that_fails_after_its_start_is_closed_without_its_head() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        raise RuntimeError("boom")
+
+    transport = await _serve(app, GET)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert transport.closed
+    assert transport.writes == []
 
 
 async def test_an_app_that_fails_after_its_start_gets_the_connection_closed() -> None:

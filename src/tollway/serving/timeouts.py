@@ -213,7 +213,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         existing = self.cycle
         super().on_headers_complete()
         if self.cycle is not existing:  # uvicorn made one (not an upgrade): a whole answer in one write
-            hold_heads(self.cycle)
+            hold_heads(self.cycle, self.loop)
 
     def on_body(self, body: bytes) -> None:
         self._progress = True
