@@ -123,7 +123,7 @@ def _valid(usage: Mapping[str, Any]) -> bool:
         section = usage.get(name)
         if section is None:
             continue
-        if not isinstance(section, Mapping):
+        if type(section) is not dict and not isinstance(section, Mapping):
             return False
         for key, value in section.items():
             # Labels and nested objects in details are not token counts; numbers must be, and so must
@@ -133,7 +133,7 @@ def _valid(usage: Mapping[str, Any]) -> bool:
             if (isinstance(value, int | float) or key in _READ_DETAILS) and not _is_count(value):
                 return False
     creation = usage.get("cache_creation")
-    if isinstance(creation, Mapping):
+    if creation is not None and (type(creation) is dict or isinstance(creation, Mapping)):
         for name in _CACHE_CREATION_COUNTS:
             value = creation.get(name)
             # These are billed at their own rate: anything but a count (a string too) is not believed.
@@ -155,14 +155,15 @@ def _first(*values: Any) -> int | None:
 
 def _section(usage: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = usage.get(name)
-    return value if isinstance(value, Mapping) else {}
+    # A decoded JSON object is a dict: that check first (an ABC's `isinstance` is a Python call).
+    return value if type(value) is dict or (value is not None and isinstance(value, Mapping)) else {}
 
 
 def read_reported(usage: Any) -> ReportedUsage | None:
     """Normalise an upstream `usage` value: None if absent, `INVALID` if not believable."""
     if usage is None:
         return None
-    if not isinstance(usage, Mapping) or not _valid(usage):
+    if (type(usage) is not dict and not isinstance(usage, Mapping)) or not _valid(usage):
         return INVALID
     prompt_details = _section(usage, "prompt_tokens_details") or _section(usage, "input_tokens_details")
     completion_details = _section(usage, "completion_tokens_details") or _section(

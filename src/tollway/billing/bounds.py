@@ -57,7 +57,9 @@ def text_bytes(value: Any) -> tuple[int, int]:
         item = pending.pop()
         if isinstance(item, str):
             total += _utf8_len(item)
-        elif isinstance(item, Mapping):
+        elif type(item) is list:  # JSON's own types first: `isinstance(…, Mapping)` is an ABC's check
+            pending.extend(item)
+        elif type(item) is dict or isinstance(item, Mapping):
             kind = item.get("type")  # any JSON value: only a string can be hashed into the set
             if isinstance(kind, str) and kind in _MEDIA_TYPES:
                 media += 1

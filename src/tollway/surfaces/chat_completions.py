@@ -127,7 +127,7 @@ class ChatCompletions(OpenAIFamily):
         text: list[str] = []
         reasoning: list[str] = []
         for choice in payload.get("choices") or ():
-            if isinstance(choice, Mapping):
+            if type(choice) is dict or isinstance(choice, Mapping):
                 text.extend(message_texts(choice.get("message")))
                 reasoning.extend(reasoning_texts(choice.get("message")))
         return Reading.of(payload, text, reasoning)

@@ -295,13 +295,13 @@ def _texts(value: Any) -> Iterable[str]:
         yield value
     elif isinstance(value, list):
         for part in value:
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+            if (type(part) is dict or isinstance(part, Mapping)) and isinstance(part.get("text"), str):
                 yield part["text"]
 
 
 def message_texts(message: Any) -> list[str]:
     """Every generated text in a message or delta: content, refusal, reasoning, tool calls."""
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         return []
     texts: list[str] = []
     for key in ("content", "refusal", "reasoning_content", "reasoning"):
@@ -314,6 +314,6 @@ def message_texts(message: Any) -> list[str]:
 
 
 def reasoning_texts(message: Any) -> list[str]:
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         return []
     return [t for key in ("reasoning_content", "reasoning") for t in _texts(message.get(key))]
