@@ -212,7 +212,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             raise _Refused  # httptools stops; uvicorn answers with send_400_response, below
         existing = self.cycle
         super().on_headers_complete()
-        if self.cycle is not existing:  # uvicorn made one (not an upgrade): a whole answer in one write
+        if self.cycle is not existing:  # uvicorn made one (not an upgrade): its head goes with its body
             hold_heads(self.cycle, self.loop)
 
     def on_body(self, body: bytes) -> None:
