@@ -92,6 +92,12 @@ def _json_app(body: bytes, pieces: int = 1) -> App:
 
 GET = b"GET /v HTTP/1.1\r\nHost: t\r\n\r\n"
 JSON_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+SSE_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/event-stream")],
+}
+SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 
 
 async def test_a_whole_answer_is_one_write_of_exactly_uvicorns_bytes() -> None:
@@ -118,13 +124,7 @@ async def test_a_streams_head_is_written_at_the_end_of_the_turn_when_its_first_c
     first_chunk = asyncio.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
+        await send(SSE_START)
         await first_chunk.wait()
         await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -132,9 +132,7 @@ async def test_a_streams_head_is_written_at_the_end_of_the_turn_when_its_first_c
     async def during(transport: Recording, protocol: HeaderTimeoutProtocol) -> None:
         for _ in range(20):
             await asyncio.sleep(0)
-        assert transport.writes == [
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        ]
+        assert transport.writes == [SSE_HEAD]
         first_chunk.set()
 
     transport = await _serve(app, GET, during=during)
@@ -143,13 +141,7 @@ async def test_a_streams_head_is_written_at_the_end_of_the_turn_when_its_first_c
 
 async def test_a_streams_head_goes_with_a_first_chunk_that_is_there_already() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
+        await send(SSE_START)
         await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
         await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
@@ -157,8 +149,7 @@ async def test_a_streams_head_goes_with_a_first_chunk_that_is_there_already() ->
 
     transport = await _serve(app, GET)
     assert transport.writes == [
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        b"9\r\ndata: 1\n\n\r\n",
+        SSE_HEAD + b"9\r\ndata: 1\n\n\r\n",
         b"9\r\ndata: 2\n\n\r\n",
         b"0\r\n\r\n",
     ]
@@ -166,13 +157,7 @@ async def test_a_streams_head_goes_with_a_first_chunk_that_is_there_already() ->
 
 async def test_a_stream_that_fails_after_its_start_is_closed_without_its_head() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
+        await send(SSE_START)
         raise RuntimeError("boom")
 
     transport = await _serve(app, GET)
