@@ -1,6 +1,10 @@
 from decimal import Decimal
+from typing import Any
 
-from tollway.usage import INVALID, Usage, read_reported, to_openai
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tollway.usage import INVALID, ReportedUsage, Usage, read_reported, to_openai
 
 
 def test_openai_shape() -> None:
@@ -174,3 +178,115 @@ def test_invalid_1h_cache_writes_make_the_report_invalid() -> None:
     absent = read_reported(ANTHROPIC | {"cache_creation": None})
     assert absent is not None and not absent.invalid
     assert (absent.cache_write, absent.cache_write_1h) == (12, None)
+
+
+# The rules of SPEC §3 as plainly as they can be written: every field looked up by name, in order.
+# `read_reported` goes over the fields a report has instead; the two must agree on every report.
+_TOP = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation_tokens",
+    "cache_write_tokens",
+    "prompt_cache_hit_tokens",
+    "prompt_cache_miss_tokens",
+    "reasoning_tokens",
+)
+_SECTIONS = (
+    "prompt_tokens_details",
+    "completion_tokens_details",
+    "input_tokens_details",
+    "output_tokens_details",
+    "cache_creation",
+)
+_READ = (
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_creation_tokens",
+    "cache_creation_input_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
+_LIFETIMES = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= 2**53 - 1
+
+
+def _by_the_rules(usage: dict[str, Any]) -> ReportedUsage:
+    for name in _TOP:
+        if usage.get(name) is not None and not _count(usage[name]):
+            return INVALID
+    for name in _SECTIONS:
+        section = usage.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            return INVALID
+        for key, value in section.items():
+            must_count = key in _READ or (name == "cache_creation" and key in _LIFETIMES)
+            if value is not None and (must_count or isinstance(value, int | float)) and not _count(value):
+                return INVALID
+
+    def first(*values: Any) -> int | None:
+        return next((int(v) for v in values if v is not None), None)
+
+    def details(*names: str) -> dict[str, Any]:
+        return next((d for n in names if isinstance(d := usage.get(n), dict) and d), {})
+
+    prompt, completion = (
+        details("prompt_tokens_details", "input_tokens_details"),
+        details("completion_tokens_details", "output_tokens_details"),
+    )
+    creation = details("cache_creation")
+    parts = [creation[n] for n in _LIFETIMES if creation.get(n) is not None]
+    return ReportedUsage(
+        prompt=first(usage.get("prompt_tokens"), usage.get("input_tokens")),
+        completion=first(usage.get("completion_tokens"), usage.get("output_tokens")),
+        cached=first(
+            prompt.get("cached_tokens"),
+            usage.get("cache_read_input_tokens"),
+            usage.get("prompt_cache_hit_tokens"),
+        ),
+        cache_write=first(
+            *(
+                prompt.get(n)
+                for n in ("cache_write_tokens", "cache_creation_tokens", "cache_creation_input_tokens")
+            ),
+            *(
+                usage.get(n)
+                for n in ("cache_creation_input_tokens", "cache_creation_tokens", "cache_write_tokens")
+            ),
+            sum(parts) if parts else None,
+        ),
+        reasoning=first(completion.get("reasoning_tokens"), usage.get("reasoning_tokens")),
+        raw=usage,
+        cache_write_1h=first(prompt.get("cache_write_1h_tokens"), creation.get("ephemeral_1h_input_tokens")),
+    )
+
+
+_VALUES = st.one_of(
+    st.integers(0, 10**6),
+    st.sampled_from([-1, 2**53 - 1, 2**53, 0.0, 2.5, True, False, "7", None, [3], {"x": 1}]),
+)
+_DETAIL_NAMES = st.sampled_from([*_READ, *_LIFETIMES, "audio_tokens", "tier"])
+_REPORTS = st.dictionaries(
+    st.sampled_from([*_TOP, "cost", "model"]), _VALUES, max_size=8
+) | st.fixed_dictionaries(
+    {},
+    optional={
+        **{name: _VALUES for name in _TOP[:6]},
+        **{name: st.dictionaries(_DETAIL_NAMES, _VALUES, max_size=5) | _VALUES for name in _SECTIONS},
+    },
+)
+
+
+@settings(max_examples=600, print_blob=True)
+@given(_REPORTS)
+def test_reading_a_report_follows_the_rules_field_by_field(usage: dict[str, Any]) -> None:
+    assert read_reported(usage) == _by_the_rules(usage), usage

@@ -97,10 +97,6 @@ class Usage(Struct, frozen=True, kw_only=True):
         return self.prompt + self.completion
 
 
-def _is_count(value: Any) -> bool:
-    return type(value) is int and 0 <= value <= MAX_TOKENS
-
-
 # The detail fields `read_reported` reads.
 _READ_DETAILS = frozenset(
     {
@@ -114,49 +110,58 @@ _READ_DETAILS = frozenset(
 )
 
 
+# Per section: the fields that must be counts whatever else it holds (a string there is not believed).
+_SECTION_COUNTS = {name: _READ_DETAILS for name in _DETAILS} | {
+    "cache_creation": _READ_DETAILS | frozenset(_CACHE_CREATION_COUNTS)  # billed at their own rate
+}
+_TOP = frozenset(_TOP_COUNTS)
+
+
 def _valid(usage: Mapping[str, Any]) -> bool:
-    for name in _TOP_COUNTS:
-        value = usage.get(name)
-        if value is not None and not _is_count(value):
-            return False
-    for name in _DETAILS:
-        section = usage.get(name)
-        if section is None:
+    """Every count is a count (see `ReportedUsage`).  Goes over the fields the report has, a handful,
+    rather than looking up each of the twenty it could have."""
+    for name, value in usage.items():
+        if value is None:
             continue
-        if type(section) is not dict and not isinstance(section, Mapping):
-            return False
-        for key, value in section.items():
-            # Labels and nested objects in details are not token counts; numbers must be, and so must
-            # every field tollway reads (a string there is not believed either).
-            if value is None:
-                continue
-            if (isinstance(value, int | float) or key in _READ_DETAILS) and not _is_count(value):
+        if name in _TOP:
+            if type(value) is not int or not 0 <= value <= MAX_TOKENS:
                 return False
-    creation = usage.get("cache_creation")
-    if creation is not None and (type(creation) is dict or isinstance(creation, Mapping)):
-        for name in _CACHE_CREATION_COUNTS:
-            value = creation.get(name)
-            # These are billed at their own rate: anything but a count (a string too) is not believed.
-            if value is not None and not _is_count(value):
+        else:
+            counts = _SECTION_COUNTS.get(name)
+            if counts is not None and not _valid_section(value, counts):
                 return False
-    for name in ("prompt_tokens_details", "input_tokens_details"):
-        value = _section(usage, name).get("cache_write_1h_tokens")
-        if value is not None and not _is_count(value):
-            return False
     return True
 
 
-def _first(*values: Any) -> int | None:
-    for value in values:
-        if value is not None:
-            return int(value)
-    return None
+def _valid_section(section: Any, counts: frozenset[str]) -> bool:
+    if type(section) is not dict and not isinstance(section, Mapping):
+        return False
+    for key, value in section.items():
+        if type(value) is int:
+            if not 0 <= value <= MAX_TOKENS:
+                return False
+        # Labels and nested objects in details are not token counts; any other number must be one
+        # (a float, a bool), and so must every field tollway reads.
+        elif value is not None and (key in counts or isinstance(value, int | float)):
+            return False
+    return True
 
 
 def _section(usage: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = usage.get(name)
     # A decoded JSON object is a dict: that check first (an ABC's `isinstance` is a Python call).
     return value if type(value) is dict or (value is not None and isinstance(value, Mapping)) else {}
+
+
+def _either(first: Any, section: Mapping[str, Any], *names: str) -> int | None:
+    """`first`, else the first of `names` in `section` that is there (every one a valid count)."""
+    if first is not None:
+        return int(first)
+    for name in names:
+        value = section.get(name)
+        if value is not None:
+            return int(value)
+    return None
 
 
 def read_reported(usage: Any) -> ReportedUsage | None:
@@ -171,28 +176,29 @@ def read_reported(usage: Any) -> ReportedUsage | None:
     )
     creation = _section(usage, "cache_creation")
     by_lifetime = [value for name in _CACHE_CREATION_COUNTS if (value := creation.get(name)) is not None]
-    creation_total = sum(by_lifetime) if by_lifetime else None  # when the upstream gives no total
+    cache_write = _either(
+        prompt_details.get("cache_write_tokens"),
+        prompt_details,
+        "cache_creation_tokens",
+        "cache_creation_input_tokens",
+    )
+    if cache_write is None:
+        cache_write = _either(
+            usage.get("cache_creation_input_tokens"), usage, "cache_creation_tokens", "cache_write_tokens"
+        )
+    if cache_write is None and by_lifetime:  # when the upstream gives no total
+        cache_write = sum(by_lifetime)
     return ReportedUsage(
-        prompt=_first(usage.get("prompt_tokens"), usage.get("input_tokens")),
-        completion=_first(usage.get("completion_tokens"), usage.get("output_tokens")),
-        cached=_first(
-            prompt_details.get("cached_tokens"),
-            usage.get("cache_read_input_tokens"),
-            usage.get("prompt_cache_hit_tokens"),
+        prompt=_either(usage.get("prompt_tokens"), usage, "input_tokens"),
+        completion=_either(usage.get("completion_tokens"), usage, "output_tokens"),
+        cached=_either(
+            prompt_details.get("cached_tokens"), usage, "cache_read_input_tokens", "prompt_cache_hit_tokens"
         ),
-        cache_write=_first(
-            prompt_details.get("cache_write_tokens"),
-            prompt_details.get("cache_creation_tokens"),
-            prompt_details.get("cache_creation_input_tokens"),
-            usage.get("cache_creation_input_tokens"),
-            usage.get("cache_creation_tokens"),
-            usage.get("cache_write_tokens"),
-            creation_total,
-        ),
-        reasoning=_first(completion_details.get("reasoning_tokens"), usage.get("reasoning_tokens")),
+        cache_write=cache_write,
+        reasoning=_either(completion_details.get("reasoning_tokens"), usage, "reasoning_tokens"),
         raw=usage,
-        cache_write_1h=_first(
-            prompt_details.get("cache_write_1h_tokens"), creation.get("ephemeral_1h_input_tokens")
+        cache_write_1h=_either(
+            prompt_details.get("cache_write_1h_tokens"), creation, "ephemeral_1h_input_tokens"
         ),
     )
 
