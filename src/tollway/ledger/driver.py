@@ -77,7 +77,9 @@ class SqliteSql:
     dialect = "sqlite"
 
     def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
+        # One cursor for the transaction's statements: `Connection.execute` makes (and frees) a
+        # cursor per statement.  Each statement's rows are read at once, before the next runs.
+        self._execute = connection.cursor().execute
         # What the jobs of one transaction share (the ledger keeps its writers here, so a batch's
         # jobs for one workspace read its heads once); cleared when a job's writes are undone.
         self.shared: dict[str, Any] = {}
@@ -88,7 +90,7 @@ class SqliteSql:
 
     def _cursor(self, statement: Statement, args: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
-            return self._connection.execute(statement.sqlite, args)
+            return self._execute(statement.sqlite, args)
         except sqlite3.Error as error:
             raise translate(statement.sqlite, args, error) from error
 
