@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import bench_ledger
@@ -46,6 +46,7 @@ import bench_throughput
 import httpx
 from loopback import free_port, wait
 
+T = TypeVar("T")
 US = 1e6
 HI = [{"role": "user", "content": "Say hi"}]
 JSON = {"content-type": "application/json"}
@@ -217,6 +218,12 @@ async def open_streams(target: Target, model: str, count: int, pid: int) -> dict
     }
 
 
+def rotated(items: list[T], round_no: int) -> list[T]:
+    """`items` from a different one each round: no server is always the first (or last) measured."""
+    start = round_no % len(items) if items else 0
+    return items[start:] + items[:start]
+
+
 def measure_rounds(
     rounds: int, runs: dict[str, Callable[[int], Awaitable[dict[str, float]]]]
 ) -> dict[str, Any]:
@@ -331,8 +338,8 @@ def postgres_throughput(
     """Billed req/s at c=32 into one workspace on PostgreSQL, one worker: each source tree in turn,
     `rounds` times (a fresh database each), medians.  Its cost is the workspace's row lock."""
     runs: dict[str, list[float]] = {name: [] for name in sources}
-    for _ in range(rounds):
-        for name, src in sources.items():
+    for round_no in range(rounds):
+        for name, src in rotated(list(sources.items()), round_no):
             database = bench_throughput.create_pg_database(server)
             case = bench_throughput.run_case("postgresql", database, 1, mock_url, seconds, 32, src)
             assert case["errors"] == 0, case
@@ -415,10 +422,10 @@ def main() -> None:
         proxied = proxies["tollway"]
         server = servers["tollway"]
 
-        async def lat(_: int) -> dict[str, float]:
+        async def lat(round_no: int) -> dict[str, float]:
             d = await latency(direct, direct.model(MODEL), n_latency)
             figures = {"direct_p50_ms": pct(d, 0.5) * 1e3, "direct_p99_ms": pct(d, 0.99) * 1e3}
-            for name, target in proxies.items():
+            for name, target in rotated(list(proxies.items()), round_no):
                 t = await latency(target, target.model(MODEL), n_latency)
                 prefix = "" if name == "tollway" else f"{name}_"
                 figures |= {
@@ -429,10 +436,10 @@ def main() -> None:
                 }
             return figures
 
-        async def stream(_: int) -> dict[str, float]:
+        async def stream(round_no: int) -> dict[str, float]:
             d_first, d_gaps = await streaming(direct, direct.model("bench-stream"), n_stream)
             figures = {"direct_gap_p99_ms": pct(d_gaps, 0.99) * 1e3}
-            for name, target in proxies.items():
+            for name, target in rotated(list(proxies.items()), round_no):
                 t_first, t_gaps = await streaming(target, target.model("bench-stream"), n_stream)
                 prefix = "" if name == "tollway" else f"{name}_"
                 figures |= {
@@ -444,10 +451,10 @@ def main() -> None:
             return figures
 
         def load(concurrency: int) -> Callable[[int], Awaitable[dict[str, float]]]:
-            async def go(_: int) -> dict[str, float]:
+            async def go(round_no: int) -> dict[str, float]:
                 d, d_err = await throughput(direct, direct.model(MODEL), concurrency, seconds)
                 figures = {"direct_rps": d, "direct_errors": d_err}
-                for name, target in proxies.items():
+                for name, target in rotated(list(proxies.items()), round_no):
                     t, t_err = await throughput(target, target.model(MODEL), concurrency, seconds)
                     prefix = "" if name == "tollway" else f"{name}_"
                     figures |= {f"{name}_rps": t, f"{prefix}ratio": t / d, f"{name}_errors": t_err}
@@ -517,8 +524,8 @@ def main() -> None:
         # Interleaved like the rest: each round measures every server in turn.
         cpu_rounds: dict[str, list[dict[str, float]]] = {name: [] for name in proxies}
         n_cpu_rounds = args.cpu_rounds or (max(1, args.rounds // 2) if len(proxies) > 1 else 1)
-        for _ in range(n_cpu_rounds):
-            for name in proxies:
+        for round_no in range(n_cpu_rounds):
+            for name in rotated(list(proxies), round_no):
                 cpu_rounds[name].append(asyncio.run(cpu_figures(name)))
         cpu_medians = {
             name: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
