@@ -79,7 +79,8 @@ class SqliteSql:
     def __init__(self, connection: sqlite3.Connection) -> None:
         # One cursor for the transaction's statements: `Connection.execute` makes (and frees) a
         # cursor per statement.  Each statement's rows are read at once, before the next runs.
-        self._execute = connection.cursor().execute
+        self._statements = connection.cursor()
+        self._execute = self._statements.execute
         # What the jobs of one transaction share (the ledger keeps its writers here, so a batch's
         # jobs for one workspace read its heads once); cleared when a job's writes are undone.
         self.shared: dict[str, Any] = {}
@@ -117,6 +118,12 @@ class SqliteSql:
         else:
             for i, figure in enumerate(row[_KEYED:]):
                 sums[i] += figure
+
+    def close(self) -> None:
+        """The transaction is over: its cursor is closed (no statement of it stays open) and what its
+        jobs shared let go (the writers refer back to this object)."""
+        self._statements.close()
+        self.shared.clear()
 
     def flush_rollup(self) -> None:
         """Upsert the pending rollup rows (the committer calls it before COMMIT or RELEASE)."""
