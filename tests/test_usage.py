@@ -182,6 +182,7 @@ def test_invalid_1h_cache_writes_make_the_report_invalid() -> None:
 
 # The rules of SPEC §3 as plainly as they can be written: every field looked up by name, in order.
 # `read_reported` goes over the fields a report has instead; the two must agree on every report.
+# The field lists are the test's own on purpose (not imported): a field dropped from tollway.usage fails it.
 _TOP = (
     "prompt_tokens",
     "completion_tokens",
