@@ -223,35 +223,42 @@ class GroupCommitter:
         connection.execute("BEGIN IMMEDIATE")
         sql = SqliteSql(connection)
         try:
-            outcomes: list[tuple[bool, Any]] = []
-            for job in batch:
-                if savepoints:
-                    connection.execute("SAVEPOINT job")
-                changes = connection.total_changes
-                try:
-                    value = drive(job.work(sql))
-                    if savepoints:
-                        sql.flush_rollup()  # the job's share, under its own savepoint
-                    outcomes.append((True, value))
-                except Exception as error:
-                    if not connection.in_transaction:
-                        raise  # SQLite rolled the whole transaction back: the batch failed
-                    if savepoints:
-                        connection.execute("ROLLBACK TO job")
-                        sql.shared.clear()  # what the jobs shared may have moved on with the undone writes
-                        sql.pending_rollup.clear()  # ... and the failed job's rollup shares
-                    elif connection.total_changes != changes and len(batch) > 1:
-                        connection.execute("ROLLBACK")
-                        return None
-                    outcomes.append((False, error))
-                if savepoints:
-                    connection.execute("RELEASE job")
-            # Every share of the rollup comes with a usage record's INSERT, a write: a job that added
-            # one and then failed sent the batch round again with savepoints (or, alone, is rolled back).
-            sql.flush_rollup()
-            return outcomes
+            return self._jobs(connection, sql, batch, savepoints)
         finally:
             sql.close()
+
+    @staticmethod
+    def _jobs(
+        connection: sqlite3.Connection, sql: SqliteSql, batch: list[_Job[Any]], savepoints: bool
+    ) -> list[tuple[bool, Any]] | None:
+        """`_run`'s jobs, in the transaction it opened."""
+        outcomes: list[tuple[bool, Any]] = []
+        for job in batch:
+            if savepoints:
+                connection.execute("SAVEPOINT job")
+            changes = connection.total_changes
+            try:
+                value = drive(job.work(sql))
+                if savepoints:
+                    sql.flush_rollup()  # the job's share, under its own savepoint
+                outcomes.append((True, value))
+            except Exception as error:
+                if not connection.in_transaction:
+                    raise  # SQLite rolled the whole transaction back: the batch failed
+                if savepoints:
+                    connection.execute("ROLLBACK TO job")
+                    sql.shared.clear()  # what the jobs shared may have moved on with the undone writes
+                    sql.pending_rollup.clear()  # ... and the failed job's rollup shares
+                elif connection.total_changes != changes and len(batch) > 1:
+                    connection.execute("ROLLBACK")
+                    return None
+                outcomes.append((False, error))
+            if savepoints:
+                connection.execute("RELEASE job")
+        # Every share of the rollup comes with a usage record's INSERT, a write: a job that added
+        # one and then failed sent the batch round again with savepoints (or, alone, is rolled back).
+        sql.flush_rollup()
+        return outcomes
 
     def _commit(
         self, connection: sqlite3.Connection, batch: list[_Job[Any]]
